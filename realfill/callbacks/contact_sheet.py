@@ -1,0 +1,98 @@
+"""One image that shows many: a captioned grid of thumbnails for logs and reports."""
+
+import math
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+BACKGROUND = (255, 255, 255)
+"""Sheet colour behind and between the tiles."""
+TEXT_COLOUR = (0, 0, 0)
+"""Caption colour."""
+ELLIPSIS = "..."
+"""Appended to a caption cut short to fit its tile (ASCII: the default font draws it)."""
+
+
+def grid_shape(count: int, columns: int | None = None) -> tuple[int, int]:
+    """(columns, rows) for ``count`` tiles; columns default to ceil(sqrt(count)), a near square."""
+    if count < 1:
+        raise ValueError(f"need at least one image, got {count}")
+    if columns is None:
+        columns = math.ceil(math.sqrt(count))
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    columns = min(columns, count)
+    return columns, math.ceil(count / columns)
+
+
+def thumbnail(image: Image.Image, width: int) -> Image.Image:
+    """``image`` as RGB scaled to ``width`` pixels wide, aspect ratio kept (height >= 1)."""
+    height = max(1, round(image.height * width / image.width))
+    return image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+
+
+def fit_caption(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+    """``text`` on one line, cut and ended with an ellipsis if it is wider than ``width``."""
+    text = " ".join(text.split())
+    if draw.textlength(text, font=font) <= width:
+        return text
+    for end in range(len(text) - 1, -1, -1):
+        candidate = text[:end].rstrip() + ELLIPSIS
+        if draw.textlength(candidate, font=font) <= width:
+            return candidate
+    return ""
+
+
+CAPTION_PROBE = "Ag|"
+"""Text whose bounding box spans a line's full ascent and descent, to size caption strips."""
+
+
+def caption_line(font: ImageFont.ImageFont) -> tuple[int, int]:
+    """(top offset, height) of one line of ``font`` text, measured on ``CAPTION_PROBE``."""
+    _, top, _, bottom = font.getbbox(CAPTION_PROBE)
+    return int(top), int(bottom - top)
+
+
+def contact_sheet(
+    images: Sequence[Image.Image],
+    captions: Sequence[str] | None = None,
+    columns: int | None = None,
+    tile_size: int = 256,
+    gap: int = 4,
+) -> Image.Image:
+    """A white grid of thumbnails, each ``tile_size`` wide, with its caption drawn beneath.
+
+    Columns default to ceil(sqrt(n)) and never exceed n. Thumbnails keep their aspect ratio;
+    every cell is as tall as the tallest thumbnail plus a caption strip (none when ``captions``
+    is None), and cells are ``gap`` pixels apart and from the sheet's edge. Captions too wide
+    for a tile are cut with an ellipsis. The sheet is ``columns * tile_size + (columns + 1) *
+    gap`` pixels wide.
+    """
+    if len(images) == 0:
+        raise ValueError("contact_sheet needs at least one image")
+    if captions is not None and len(captions) != len(images):
+        raise ValueError(f"got {len(captions)} captions for {len(images)} images")
+    if tile_size < 1 or gap < 0:
+        raise ValueError(f"tile_size must be >= 1 and gap >= 0, got {tile_size} and {gap}")
+    n_columns, n_rows = grid_shape(len(images), columns)
+    thumbs = [thumbnail(image, tile_size) for image in images]
+    font = ImageFont.load_default()
+    line_top, line_height = caption_line(font)
+    strip = 0 if captions is None else line_height + 2 * gap
+    cell_height = max(thumb.height for thumb in thumbs) + strip
+    sheet = Image.new(
+        "RGB",
+        (n_columns * tile_size + (n_columns + 1) * gap, n_rows * cell_height + (n_rows + 1) * gap),
+        BACKGROUND,
+    )
+    draw = ImageDraw.Draw(sheet)
+    for index, thumb in enumerate(thumbs):
+        row, column = divmod(index, n_columns)
+        x = gap + column * (tile_size + gap)
+        y = gap + row * (cell_height + gap)
+        sheet.paste(thumb, (x, y))
+        if captions is not None:
+            text = fit_caption(draw, captions[index], font, tile_size)
+            text_y = y + cell_height - strip + gap - line_top
+            draw.text((x, text_y), text, fill=TEXT_COLOUR, font=font)
+    return sheet

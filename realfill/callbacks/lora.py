@@ -1,0 +1,29 @@
+"""Save the LoRA adapters in the diffusers format at the end of fit."""
+
+from pathlib import Path
+
+import lightning as L
+
+from realfill.modules.realfill import RealFillModule
+
+
+class SaveLoRA(L.Callback):
+    """Writes `<run dir>/<dirname>/pytorch_lora_weights.safetensors` when fit ends.
+
+    Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
+    """
+
+    def __init__(self, dirname: str = "lora") -> None:
+        """
+        Args:
+            dirname: Folder under the run dir (trainer.default_root_dir) to write the LoRA to.
+        """
+        self.dirname = dirname
+
+    def lora_dir(self, trainer: L.Trainer) -> Path:
+        return Path(trainer.default_root_dir) / self.dirname
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        if trainer.is_global_zero:
+            pl_module.save_lora(self.lora_dir(trainer))
+            print(f"LoRA: {self.lora_dir(trainer) / 'pytorch_lora_weights.safetensors'}")

@@ -1,0 +1,266 @@
+"""Training data for one scene: augmented references and target, each with a training mask.
+
+The scene is decoded once and every image pre-resized once so its shorter side is
+ceil(resolution * max_upscale); each step only resamples from that by at most ``max_upscale``.
+The target's missing pixels are replaced by mid grey (`HOLE_FILL_VALUE`, 0.0 after scaling to
+[-1, 1]) before any resizing, and after augmentation every pixel the (conservatively resized)
+hole touches is set to exactly 0.0, so the unknown content can reach neither model nor loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import lightning
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from realfill.data.augment import random_resized_crop, resize_shorter_side, upscaled_side
+from realfill.data.masks import TrainingMaskConfig, random_training_mask
+from realfill.data.scene import Scene, load_scene
+
+PIXEL_SCALE = 127.5
+"""uint8 values v map to v / PIXEL_SCALE - 1, i.e. 0..255 onto -1..1."""
+
+HOLE_FILL_VALUE = 127.5
+"""Value (on the 0..255 scale) written into the target's hole before resizing: 0.0 in [-1, 1]."""
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a uint8 [C, H, W] tensor."""
+    array = np.array(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Round a float 0..255 tensor to uint8, clamping resampling over/undershoot."""
+    return image.round().clamp(0, 255).to(torch.uint8)
+
+
+def prepare_reference(image: Image.Image, shorter_side: int) -> torch.Tensor:
+    """Decode a reference once to uint8 [3, H, W] with its shorter side ``shorter_side``."""
+    pixels, _ = resize_shorter_side(pil_to_tensor(image).float(), [], shorter_side)
+    return to_uint8(pixels)
+
+
+def prepare_target(
+    target: Image.Image, mask: Image.Image, shorter_side: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the target's hole with `HOLE_FILL_VALUE`, then resize it and its hole together.
+
+    Returns the uint8 [3, H, W] target and the bool [1, H, W] hole (True = missing); the hole
+    grows by resampling so that any pixel touched by a missing source pixel counts as missing.
+    """
+    hole = (pil_to_tensor(mask) > 0).float()
+    pixels = pil_to_tensor(target).float().masked_fill(hole.bool(), HOLE_FILL_VALUE)
+    pixels, (hole,) = resize_shorter_side(pixels, [hole], shorter_side)
+    return to_uint8(pixels), hole.bool()
+
+
+class SceneDataset(Dataset):
+    """``samples_per_epoch`` random training examples cycling over references, then the target.
+
+    Item ``i`` uses image ``i % num_images`` (the target is the last image) and draws its random
+    augmentation and training mask from torch's default RNG, which Lightning seeds per worker.
+    """
+
+    def __init__(
+        self,
+        references: list[torch.Tensor],
+        target: torch.Tensor,
+        target_hole: torch.Tensor,
+        resolution: int,
+        max_upscale: float,
+        hflip_probability: float,
+        masks: TrainingMaskConfig,
+        target_random_mask: bool,
+        samples_per_epoch: int,
+    ) -> None:
+        """Hold pre-resized uint8 [3, H, W] images and the target's bool [1, H, W] hole.
+
+        Args:
+            references: Pre-resized reference images, uint8 [3, H, W].
+            target: Pre-resized target, uint8 [3, H, W], hole already filled.
+            target_hole: Bool [1, H, W], True where the target is missing.
+            resolution: Side of the square training crops.
+            max_upscale: The crop's source is scaled to a shorter side in
+                [resolution, ceil(resolution * max_upscale)].
+            hflip_probability: Probability of mirroring an example left to right.
+            masks: Distribution of the references' training masks.
+            target_random_mask: Add a random training mask to the target's own hole.
+            samples_per_epoch: Length of the dataset.
+        """
+        if target_hole.shape[-2:] != target.shape[-2:]:
+            raise ValueError(f"hole {tuple(target_hole.shape)} != target {tuple(target.shape)}")
+        self.images = [*references, target]
+        self.target_hole = target_hole
+        self.resolution = resolution
+        self.max_upscale = max_upscale
+        self.hflip_probability = hflip_probability
+        self.masks = masks
+        self.target_random_mask = target_random_mask
+        self.samples_per_epoch = samples_per_epoch
+
+    @classmethod
+    def from_scene(
+        cls,
+        scene: Scene,
+        resolution: int,
+        max_upscale: float,
+        hflip_probability: float,
+        masks: TrainingMaskConfig,
+        target_random_mask: bool,
+        samples_per_epoch: int,
+    ) -> SceneDataset:
+        """Pre-resize every image of ``scene`` once and build the dataset."""
+        shorter_side = upscaled_side(resolution, max_upscale)
+        references = [prepare_reference(image, shorter_side) for image in scene.references]
+        target, hole = prepare_target(scene.target, scene.mask, shorter_side)
+        return cls(
+            references,
+            target,
+            hole,
+            resolution,
+            max_upscale,
+            hflip_probability,
+            masks,
+            target_random_mask,
+            samples_per_epoch,
+        )
+
+    @property
+    def num_images(self) -> int:
+        """References plus the target."""
+        return len(self.images)
+
+    def __len__(self) -> int:
+        """``samples_per_epoch``: the number of examples an epoch draws."""
+        return self.samples_per_epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One augmented example: pixels, training_mask, known_mask and is_target."""
+        image_index = index % self.num_images
+        is_target = image_index == self.num_images - 1
+        pixels = self.images[image_index].float() / PIXEL_SCALE - 1.0
+        holes = [self.target_hole.float()] if is_target else []
+        pixels, holes = random_resized_crop(
+            pixels, holes, self.resolution, self.max_upscale, self.hflip_probability
+        )
+        size = (self.resolution, self.resolution)
+        if is_target:
+            hole = holes[0]
+            training_mask = hole
+            if self.target_random_mask:
+                training_mask = torch.maximum(hole, random_training_mask(*size, self.masks))
+            pixels = torch.where(hole.bool(), 0.0, pixels.clamp(-1.0, 1.0))
+        else:
+            hole = torch.zeros(1, *size)
+            training_mask = random_training_mask(*size, self.masks)
+            pixels = pixels.clamp(-1.0, 1.0)
+        return {
+            "pixels": pixels,
+            "training_mask": training_mask,
+            "known_mask": 1.0 - hole,
+            "is_target": torch.tensor(is_target),
+        }
+
+
+class SceneDataModule(lightning.LightningDataModule):
+    """Loads one scene at construction (so a bad scene fails before the model loads)."""
+
+    def __init__(
+        self,
+        scene_dir: str,
+        resolution: int = 512,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        max_upscale: float = 1.125,
+        hflip_probability: float = 0.0,
+        # A dataclass default is what jsonargparse needs to expose --data.masks.<field>; it is
+        # copied below, so the shared default instance is never mutated.
+        masks: TrainingMaskConfig = TrainingMaskConfig(),  # noqa: B008
+        target_random_mask: bool = False,
+        samples_per_epoch: int = 1024,
+        max_references: int = 5,
+    ) -> None:
+        """Load and validate the scene; the images are pre-resized on first use.
+
+        Args:
+            scene_dir: Scene folder with ref/ (reference images) and target/target.png,
+                target/mask.png (white = missing) and optionally target/gt.png.
+            resolution: Side of the square training crops, in pixels.
+            batch_size: Examples per batch on each device.
+            num_workers: DataLoader worker processes (0 = load in the main process).
+            max_upscale: Each example scales its image so the shorter side is a random length in
+                [resolution, ceil(resolution * max_upscale)] before a random square crop.
+            hflip_probability: Probability of mirroring an example left to right (0 keeps the
+                scene's handedness, e.g. text, as in the public implementation).
+            masks: Distribution of the random training masks drawn for reference images.
+            target_random_mask: Also mask random rectangles of the target, on top of its hole;
+                by default the target's training mask is exactly its own hole.
+            samples_per_epoch: Examples per epoch, cycling over the references and the target.
+            max_references: More references than this only trigger a warning (paper: at most 5).
+        """
+        super().__init__()
+        if resolution < 1 or batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                "need resolution >= 1, batch_size >= 1 and num_workers >= 0, got "
+                f"{resolution}, {batch_size}, {num_workers}"
+            )
+        if max_upscale < 1.0 or not 0.0 <= hflip_probability <= 1.0:
+            raise ValueError(
+                "need max_upscale >= 1 and hflip_probability in [0, 1], got "
+                f"{max_upscale}, {hflip_probability}"
+            )
+        if samples_per_epoch < batch_size:
+            raise ValueError(
+                f"samples_per_epoch ({samples_per_epoch}) must be >= batch_size ({batch_size}): "
+                "incomplete batches are dropped"
+            )
+        self.scene_dir = scene_dir
+        self.resolution = resolution
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.max_upscale = max_upscale
+        self.hflip_probability = hflip_probability
+        self.masks = dataclasses.replace(masks)
+        self.target_random_mask = target_random_mask
+        self.samples_per_epoch = samples_per_epoch
+        self.scene: Scene = load_scene(scene_dir, max_references=max_references)
+        self._dataset: SceneDataset | None = None
+
+    @property
+    def train_dataset(self) -> SceneDataset:
+        """The training dataset, pre-resizing the scene's images on first access."""
+        if self._dataset is None:
+            self._dataset = SceneDataset.from_scene(
+                self.scene,
+                resolution=self.resolution,
+                max_upscale=self.max_upscale,
+                hflip_probability=self.hflip_probability,
+                masks=self.masks,
+                target_random_mask=self.target_random_mask,
+                samples_per_epoch=self.samples_per_epoch,
+            )
+        return self._dataset
+
+    def setup(self, stage: str) -> None:
+        """Prepare the dataset once per process before training."""
+        if stage == "fit":
+            _ = self.train_dataset
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, incomplete-batch-dropping loader of ``batch_size`` examples."""
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )

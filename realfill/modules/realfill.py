@@ -1,0 +1,141 @@
+"""`RealFillModule`: LoRA fine-tuning of an inpainting model on one scene, masked objective."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+from torch.optim.lr_scheduler import LambdaLR
+
+from realfill.modules.base_model import InpaintingBaseModel
+from realfill.modules.lora import LoraSettings
+from realfill.modules.loss import known_region_weight, masked_mse
+from realfill.modules.sampling import generate
+
+PRECISION_DTYPES = {
+    "bf16-mixed": torch.bfloat16,
+    "bf16-true": torch.bfloat16,
+    "16-mixed": torch.float16,
+    "16-true": torch.float16,
+}
+
+
+class RealFillModule(L.LightningModule):
+    """Fine-tunes LoRA adapters of an injected base model on a scene's references and target.
+
+    The batch comes from `SceneDataModule`: images in [-1, 1], a training mask (1 = generate)
+    and a known mask (0 over the target's hole). Pixels that are not known are blanked before
+    the VAE sees them and their latents carry zero loss weight, so the target's missing region
+    can never teach the model anything.
+    """
+
+    def __init__(
+        self,
+        base_model: InpaintingBaseModel,
+        lora: LoraSettings | None = None,
+        prompt: str = "a photo of sks",
+        prompt_dropout: float = 0.1,
+        denoiser_learning_rate: float = 2e-4,
+        text_encoder_learning_rate: float = 4e-5,
+        weight_decay: float = 1e-2,
+        adam_betas: tuple[float, float] = (0.9, 0.999),
+        adam_epsilon: float = 1e-8,
+        warmup_steps: int = 100,
+    ) -> None:
+        """
+        Args:
+            base_model: The inpainting model plug-in (class_path), e.g.
+                realfill.modules.StableDiffusionInpainting.
+            lora: Adapter rank, alpha, dropout and target modules.
+            prompt: The fixed prompt, with a rare identifier token.
+            prompt_dropout: Probability of training a sample with the empty prompt.
+            denoiser_learning_rate: AdamW learning rate of the denoiser (UNet) LoRA.
+            text_encoder_learning_rate: AdamW learning rate of the text-encoder LoRA.
+            weight_decay: AdamW weight decay.
+            adam_betas: AdamW betas.
+            adam_epsilon: AdamW epsilon.
+            warmup_steps: Linear warm-up steps, then a constant learning rate.
+        """
+        super().__init__()
+        if not 0.0 <= prompt_dropout <= 1.0:
+            raise ValueError(f"prompt_dropout must be in [0, 1], got {prompt_dropout}")
+        self.save_hyperparameters(ignore=["base_model"])
+        self.base_model = base_model
+        self.lora = lora or LoraSettings()
+        self.base_model.add_lora(self.lora)
+        self.prompt = prompt
+        self.prompt_dropout = prompt_dropout
+        self.strict_loading = False
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype frozen weights are stored in, from the trainer's precision."""
+        precision = str(self._trainer.precision) if self._trainer else "32-true"
+        return PRECISION_DTYPES.get(precision, torch.float32)
+
+    def setup(self, stage: str) -> None:
+        self.base_model.cast_frozen(self.compute_dtype)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.masked_loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def masked_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The RealFill objective on one batch; unknown pixels contribute nothing."""
+        known = batch["known_mask"]
+        training_mask = batch["training_mask"]
+        pixels = batch["pixels"] * known
+        masked_pixels = pixels * (1.0 - training_mask)
+        latents, masked_latents = self.base_model.encode_images(
+            torch.cat([pixels, masked_pixels])
+        ).chunk(2)
+        batch_size = latents.shape[0]
+        prompts = self.base_model.encode_prompt([self.prompt, ""])
+        use_empty = torch.rand(batch_size, device=self.device) < self.prompt_dropout
+        conditioning = self.base_model.select_conditioning(prompts, use_empty.long())
+        noise = torch.randn_like(latents)
+        noisy, timesteps, target = self.base_model.add_noise(latents, noise)
+        prediction = self.base_model.denoise(
+            noisy,
+            timesteps,
+            self.base_model.latent_mask(training_mask),
+            masked_latents,
+            conditioning,
+        )
+        weight = known_region_weight(known, latents.shape[-2:])
+        return masked_mse(prediction.float(), target.float(), weight)
+
+    def configure_optimizers(self):
+        groups = self.base_model.trainable_parameter_groups(
+            self.hparams.denoiser_learning_rate, self.hparams.text_encoder_learning_rate
+        )
+        optimizer = torch.optim.AdamW(
+            groups,
+            weight_decay=self.hparams.weight_decay,
+            betas=tuple(self.hparams.adam_betas),
+            eps=self.hparams.adam_epsilon,
+        )
+        warmup = max(1, self.hparams.warmup_steps)
+        scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only the trainable (LoRA) weights: a checkpoint is MBs, not GBs."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if k in trainable
+        }
+
+    def generate(
+        self, target: Image.Image, mask: Image.Image, seeds: list[int], **sampling
+    ) -> list[Image.Image]:
+        """Raw completions of `target`'s masked region, one per seed (see `sampling.generate`)."""
+        return generate(self.base_model, target, mask, seeds, self.prompt, **sampling)
+
+    def save_lora(self, directory: str | Path) -> None:
+        """Write the adapters where stock diffusers' `load_lora_weights` reads them."""
+        self.base_model.save_lora(Path(directory))

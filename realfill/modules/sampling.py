@@ -1,0 +1,70 @@
+"""Sampling completions from a (fine-tuned) base model: one implementation for fit and sample."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from realfill.modules.base_model import InpaintingBaseModel
+
+
+def generation_size(width: int, height: int, resolution: int, multiple: int) -> tuple[int, int]:
+    """The sampling size: the target scaled so its shorter side is `resolution` (the training
+    scale), each side rounded to a multiple the model accepts."""
+    scale = resolution / min(width, height)
+
+    def snap(side: int) -> int:
+        return max(multiple, round(side * scale / multiple) * multiple)
+
+    return snap(width), snap(height)
+
+
+@torch.no_grad()
+def generate(
+    base_model: InpaintingBaseModel,
+    target: Image.Image,
+    mask: Image.Image,
+    seeds: Sequence[int],
+    prompt: str,
+    resolution: int,
+    num_inference_steps: int = 200,
+    scheduler: str = "DDPMScheduler",
+    guidance_scale: float = 1.0,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> list[Image.Image]:
+    """Sample one raw completion per seed, at the generation size.
+
+    Each candidate draws all its randomness from its own seed's generator, so a candidate is
+    reproduced exactly by its seed alone, whatever the batch it was sampled in.
+    """
+    pipe = base_model.pipeline(scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    width, height = generation_size(*target.size, resolution, base_model.size_multiple)
+    image = target.resize((width, height), Image.Resampling.BICUBIC)
+    mask_image = mask.resize((width, height), Image.Resampling.NEAREST)
+    was_training = base_model.training
+    base_model.eval()
+    results: list[Image.Image] = []
+    batches = math.ceil(len(seeds) / batch_size)
+    try:
+        for start in tqdm(
+            range(0, len(seeds), batch_size), total=batches, desc="sampling", disable=not progress
+        ):
+            chunk = list(seeds[start : start + batch_size])
+            output = pipe(
+                prompt=[prompt] * len(chunk),
+                image=[image] * len(chunk),
+                mask_image=[mask_image] * len(chunk),
+                height=height,
+                width=width,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                generator=[torch.Generator().manual_seed(seed) for seed in chunk],
+            )
+            results.extend(output.images)
+    finally:
+        base_model.train(was_training)
+    return results

@@ -1,0 +1,224 @@
+"""Stable Diffusion 1.x / 2.x inpainting (9-channel UNet) as a base-model plug-in."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import diffusers
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    StableDiffusionInpaintPipeline,
+    UNet2DConditionModel,
+)
+from diffusers.utils import convert_state_dict_to_diffusers
+from peft import get_peft_model_state_dict
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from realfill.errors import ModelLoadError
+from realfill.io import staged_directory
+from realfill.modules.base_model import Conditioning, InpaintingBaseModel
+from realfill.modules.lora import LoraSettings
+
+
+@dataclass
+class StableDiffusionComponents:
+    """The parts of a Stable Diffusion inpainting checkpoint that training and sampling use."""
+
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    scheduler: DDPMScheduler
+
+
+class StableDiffusionFamily(InpaintingBaseModel):
+    """Shared implementation for any SD 1.x/2.x inpainting model, whatever its source."""
+
+    def __init__(self, components: StableDiffusionComponents) -> None:
+        super().__init__()
+        if components.unet.config.in_channels != 9:
+            raise ModelLoadError(
+                f"the UNet has {components.unet.config.in_channels} input channels; "
+                "an inpainting model (9 channels: latents, mask, masked-image latents) is needed"
+            )
+        self.vae = components.vae
+        self.unet = components.unet
+        self.text_encoder = components.text_encoder
+        self.tokenizer = components.tokenizer
+        self.scheduler = components.scheduler
+        self.vae.requires_grad_(False)
+        self.unet.requires_grad_(False)
+        self.text_encoder.requires_grad_(False)
+        self.train_text_encoder = False
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.down_block_types) - 1)
+
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler.config.prediction_type
+
+    def add_lora(self, settings: LoraSettings) -> None:
+        self.unet.add_adapter(settings.peft_config(settings.denoiser_target_modules))
+        self.train_text_encoder = settings.train_text_encoder
+        if settings.train_text_encoder:
+            self.text_encoder.add_adapter(
+                settings.peft_config(settings.text_encoder_target_modules)
+            )
+        for param in self.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+
+    def encode_prompt(self, prompts: list[str]) -> Conditioning:
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.text_encoder.device)
+        with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
+            hidden = self.text_encoder(tokens)[0]
+        return {"encoder_hidden_states": hidden}
+
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        pixels = pixels.to(self.vae.dtype)
+        latents = self.vae.encode(pixels).latent_dist.sample()
+        return latents * self.vae.config.scaling_factor
+
+    def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        size = (mask.shape[-2] // self.vae_scale_factor, mask.shape[-1] // self.vae_scale_factor)
+        return F.interpolate(mask, size=size)
+
+    def add_noise(
+        self, latents: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        steps = self.scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (latents.shape[0],), device=latents.device)
+        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        if self.prediction_type == "epsilon":
+            target = noise
+        elif self.prediction_type == "v_prediction":
+            target = self.scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            raise ModelLoadError(
+                f"scheduler prediction_type {self.prediction_type!r} is not supported "
+                "(epsilon or v_prediction)"
+            )
+        return noisy, timesteps, target
+
+    def denoise(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor,
+        masked_image_latents: torch.Tensor,
+        conditioning: Conditioning,
+    ) -> torch.Tensor:
+        model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
+        return self.unet(model_input, timesteps, **conditioning).sample
+
+    def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionInpaintPipeline:
+        scheduler_class = getattr(diffusers, scheduler, None)
+        if scheduler_class is None or not hasattr(scheduler_class, "from_config"):
+            raise ModelLoadError(f"{scheduler!r} is not a diffusers scheduler class")
+        pipe = StableDiffusionInpaintPipeline(
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            tokenizer=self.tokenizer,
+            unet=self.unet,
+            scheduler=scheduler_class.from_config(self.scheduler.config),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        return pipe
+
+    def save_lora(self, directory: Path) -> None:
+        modules = {"unet": self.unet}
+        if self.train_text_encoder:
+            modules["text_encoder"] = self.text_encoder
+        layers = {
+            f"{name}_lora_layers": convert_state_dict_to_diffusers(
+                get_peft_model_state_dict(module)
+            )
+            for name, module in modules.items()
+        }
+        metadata = {
+            f"{name}_lora_adapter_metadata": inference_lora_metadata(module)
+            for name, module in modules.items()
+        }
+        with staged_directory(Path(directory)) as staging:
+            StableDiffusionInpaintPipeline.save_lora_weights(staging, **layers, **metadata)
+
+    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
+        groups = [
+            {"params": [p for p in self.unet.parameters() if p.requires_grad], "lr": denoiser_lr}
+        ]
+        text_params = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        if text_params:
+            groups.append({"params": text_params, "lr": text_encoder_lr})
+        return groups
+
+
+def inference_lora_metadata(module: torch.nn.Module) -> dict:
+    """The adapter config to store beside the weights, with dropout off.
+
+    Stock diffusers leaves freshly loaded LoRA layers in training mode, so a stored dropout
+    would make every `load_lora_weights` user sample with random dropout.
+    """
+    return {**module.peft_config["default"].to_dict(), "lora_dropout": 0.0}
+
+
+def load_stable_diffusion(
+    source: str, revision: str | None = None, variant: str | None = None
+) -> StableDiffusionComponents:
+    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
+    weights = {"revision": revision, "variant": variant}
+    try:
+        return StableDiffusionComponents(
+            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
+            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
+            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
+            tokenizer=CLIPTokenizer.from_pretrained(
+                source, subfolder="tokenizer", revision=revision
+            ),
+            scheduler=DDPMScheduler.from_pretrained(
+                source, subfolder="scheduler", revision=revision
+            ),
+        )
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"cannot load the base model {source!r} ({reason}). Point "
+            "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
+            "(e.g. from `huggingface-cli download` on a machine with network), "
+            "or try the offline example: --config configs/tiny.yaml"
+        ) from error
+
+
+class StableDiffusionInpainting(StableDiffusionFamily):
+    """A pretrained SD 1.x/2.x inpainting checkpoint from the hub or a local folder."""
+
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str = "stabilityai/stable-diffusion-2-inpainting",
+        revision: str | None = None,
+        variant: str | None = None,
+    ) -> None:
+        """
+        Args:
+            pretrained_model_name_or_path: Hub id or local folder of a diffusers inpainting
+                checkpoint (vae/, unet/, text_encoder/, tokenizer/, scheduler/).
+            revision: Hub revision (branch, tag or commit).
+            variant: Weight file variant, e.g. "fp16".
+        """
+        super().__init__(load_stable_diffusion(pretrained_model_name_or_path, revision, variant))

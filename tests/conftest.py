@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny base model built in code and small scenes on disk. Offline always."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_SCENE = REPO / "examples" / "motorcycle"
+SHARED_SCENES = REPO.parent / "shared" / "scenes"
+
+
+def textured_image(width: int, height: int, seed: int) -> Image.Image:
+    """A smooth random colour field: real structure for a VAE, tiny to store."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+
+
+def write_scene(root: Path, size: tuple[int, int] = (80, 64), references: int = 2) -> Path:
+    """A valid scene folder: references, a target with a hole painted white, and its mask."""
+    (root / "ref").mkdir(parents=True)
+    (root / "target").mkdir()
+    for i in range(references):
+        textured_image(*size, seed=10 + i).save(root / "ref" / f"ref{i}.jpg", quality=95)
+    target = textured_image(*size, seed=1)
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    target.paste((255, 255, 255), mask=mask)
+    target.save(root / "target" / "target.png")
+    mask.save(root / "target" / "mask.png")
+    return root
+
+
+@pytest.fixture
+def scene_dir(tmp_path: Path) -> Path:
+    return write_scene(tmp_path / "scene")
+
+
+@pytest.fixture
+def tiny_base():
+    from realfill.modules import TinyStableDiffusionInpainting
+
+    return TinyStableDiffusionInpainting(seed=0)

@@ -1,0 +1,133 @@
+"""The `python -m realfill.fit` command, end to end on the tiny model."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from realfill.fit import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "configs" / "tiny.yaml")
+
+
+def fast_preset(tmp_path: Path, every_n_steps: int = 2) -> str:
+    """A config stacked on tiny.yaml: fewer, shorter samples and frequent checkpoints."""
+    preset = {
+        "trainer": {
+            "max_steps": 4,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": "${trainer.default_root_dir}/checkpoints",
+                        "every_n_train_steps": every_n_steps,
+                        "save_last": True,
+                    },
+                },
+                {"class_path": "realfill.callbacks.SaveLoRA"},
+                {
+                    "class_path": "realfill.callbacks.CompleteTarget",
+                    "init_args": {"num_samples": 3, "num_inference_steps": 3, "batch_size": 2},
+                },
+            ],
+        },
+        "data": {"batch_size": 2},
+    }
+    path = tmp_path / "fast.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    return str(path)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "realfill.fit", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    main(
+        [
+            "--config",
+            TINY,
+            "--config",
+            fast_preset(tmp_path),
+            f"--trainer.default_root_dir={run_dir}",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert f"Run dir: {run_dir.resolve()}" in printed
+
+    lora = load_file(run_dir / "lora" / "pytorch_lora_weights.safetensors")
+    assert any(k.startswith("unet.") for k in lora)
+    assert any(k.startswith("text_encoder.") for k in lora)
+    completions = sorted((run_dir / "completions").glob("seed*.png"))
+    assert [p.name for p in completions] == ["seed00000.png", "seed00001.png", "seed00002.png"]
+    assert (run_dir / "completions" / "contact_sheet.png").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    assert not list(run_dir.glob(".*"))  # no staging leftovers
+
+
+def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    common = [
+        "--config",
+        TINY,
+        "--config",
+        fast_preset(tmp_path),
+        f"--trainer.default_root_dir={run_dir}",
+    ]
+    main([*common, "--trainer.max_steps=2"])
+    first = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["global_step"] == 2
+    assert first["state_dict"] and all("lora_" in k for k in first["state_dict"])
+
+    main([*common, "--trainer.max_steps=4", f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"])
+    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 4
+    optimizer_state = resumed["optimizer_states"][0]["state"]
+    assert all(state["step"].item() == 4 for state in optimizer_state.values())
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("--data.scene_dir=/no/such/scene", "/no/such/scene"),
+        (
+            "--model.base_model.init_args.pretrained_model_name_or_path=/no/such/model",
+            "/no/such/model",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(override, expected):
+    config = str(REPO / "configs" / "realfill.yaml")
+    result = run_cli("--config", config, "--trainer.accelerator=cpu", override)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("realfill: error")]
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_print_config_shows_the_papers_settings():
+    result = run_cli("--config", str(REPO / "configs" / "realfill.yaml"), "--print_config")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["model"]["base_model"]["init_args"]["pretrained_model_name_or_path"] == (
+        "stabilityai/stable-diffusion-2-inpainting"
+    )
+    assert config["model"]["lora"]["rank"] == 8 and config["model"]["lora"]["alpha"] == 16
+    assert config["model"]["denoiser_learning_rate"] == 2e-4
+    assert config["model"]["text_encoder_learning_rate"] == 4e-5
+    assert config["data"]["batch_size"] == 16 and config["trainer"]["max_steps"] == 2000
