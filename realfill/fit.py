@@ -9,6 +9,7 @@ override of the run dir and can be used from a stacked preset.
 import sys
 from pathlib import Path
 
+from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from realfill.data import SceneDataModule, load_scene
@@ -56,6 +57,7 @@ def user_error(error: BaseException | None) -> RealFillError | None:
 
 def main(args: list[str] | None = None) -> None:
     """Fit; a problem with the user's input ends with one line on stderr and exit code 2."""
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     try:
         cli = RealFillCLI(
             RealFillModule,

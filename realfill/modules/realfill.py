@@ -1,5 +1,6 @@
 """`RealFillModule`: LoRA fine-tuning of an inpainting model on one scene, masked objective."""
 
+import dataclasses
 from pathlib import Path
 
 import lightning as L
@@ -32,7 +33,7 @@ class RealFillModule(L.LightningModule):
     def __init__(
         self,
         base_model: InpaintingBaseModel,
-        lora: LoraSettings | None = None,
+        lora: LoraSettings = LoraSettings(),  # noqa: B008 (jsonargparse shows its fields)
         prompt: str = "a photo of sks",
         prompt_dropout: float = 0.1,
         denoiser_learning_rate: float = 2e-4,
@@ -61,7 +62,7 @@ class RealFillModule(L.LightningModule):
             raise ValueError(f"prompt_dropout must be in [0, 1], got {prompt_dropout}")
         self.save_hyperparameters(ignore=["base_model"])
         self.base_model = base_model
-        self.lora = lora or LoraSettings()
+        self.lora = dataclasses.replace(lora)
         self.base_model.add_lora(self.lora)
         self.prompt = prompt
         self.prompt_dropout = prompt_dropout
