@@ -1,5 +1,6 @@
 """The `python -m realfill.fit` command, end to end on the tiny model."""
 
+import json
 import os
 import subprocess
 import sys
@@ -73,9 +74,15 @@ def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys
     lora = load_file(run_dir / "lora" / "pytorch_lora_weights.safetensors")
     assert any(k.startswith("unet.") for k in lora)
     assert any(k.startswith("text_encoder.") for k in lora)
-    completions = sorted((run_dir / "completions").glob("seed*.png"))
-    assert [p.name for p in completions] == ["seed00000.png", "seed00001.png", "seed00002.png"]
-    assert (run_dir / "completions" / "contact_sheet.png").is_file()
+    out = run_dir / "completions"
+    candidates = sorted(p.name for p in (out / "candidates").glob("*.png"))
+    assert candidates == ["seed00000.png", "seed00001.png", "seed00002.png"]
+    assert len(list((out / "ranked").glob("rank*_seed*.png"))) == 1  # keep: a quarter of 3
+    scores = json.loads((out / "scores.json").read_text())
+    assert [r["rank"] for r in scores] == [1, 2, 3]
+    assert sorted(r["seed"] for r in scores) == [0, 1, 2]
+    assert (out / "contact_sheet.png").is_file()
+    assert f"Best completion: {out / scores[0]['file']}" in printed
     assert (run_dir / "config.yaml").is_file()
     assert not list(run_dir.glob(".*"))  # no staging leftovers
 

@@ -1,25 +1,29 @@
-"""The end-of-fit completion step: sample candidates, composite them onto the target, save."""
+"""The end-of-fit completion step: sample, composite, rank by correspondences, keep the best."""
 
+import math
 from pathlib import Path
 
 import lightning as L
 
 from realfill.callbacks.compositing import composite
-from realfill.callbacks.contact_sheet import contact_sheet
-from realfill.io import save_image, staged_directory
+from realfill.callbacks.matchers import Matcher, SIFTMatcher
+from realfill.callbacks.selection import score_candidates, write_selection
 from realfill.modules.realfill import RealFillModule
 
 
 class CompleteTarget(L.Callback):
-    """Samples `num_samples` completions of the scene's target when fit ends.
+    """Samples `num_samples` completions of the scene's target when fit ends and ranks them.
 
-    Each raw sample is composited onto the target with a feathered mask, so pixels away from the
-    mask are the target's own bytes, and written to `<run dir>/<dirname>/` with a contact sheet.
+    Each raw sample is composited onto the target with a feathered mask (pixels away from the
+    mask keep the target's bytes), scored by verified keypoint matches between its filled
+    region and the references, and written under `<run dir>/<dirname>/`: `candidates/`,
+    `ranked/` (the top `keep`), `scores.json` and `contact_sheet.png`.
     """
 
     def __init__(
         self,
         num_samples: int = 16,
+        keep: int | None = None,
         seed: int = 0,
         num_inference_steps: int = 200,
         scheduler: str = "DDPMScheduler",
@@ -28,11 +32,15 @@ class CompleteTarget(L.Callback):
         resolution: int | None = None,
         feather_dilation: int = 1,
         feather_blur: int = 1,
+        matcher: Matcher | None = None,
+        match_margin: int = 16,
         dirname: str = "completions",
     ) -> None:
         """
         Args:
             num_samples: How many candidates to sample.
+            keep: How many top-ranked candidates go to ranked/; default a quarter (the paper
+                keeps 16 of 64).
             seed: Candidate i is drawn with seed `seed + i`; the seed alone reproduces it.
             num_inference_steps: Denoising steps per candidate.
             scheduler: diffusers scheduler class used for sampling (DDPM as in the paper).
@@ -42,19 +50,27 @@ class CompleteTarget(L.Callback):
                 resolution.
             feather_dilation: Pixels the mask is dilated by before compositing.
             feather_blur: Box-blur radius of the compositing mask's edge.
+            matcher: Keypoint matcher for ranking (class_path); default
+                realfill.callbacks.SIFTMatcher, which needs no weights.
+            match_margin: Pixels around the filled region whose matches count too.
             dirname: Folder under the run dir for the completions.
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.num_samples = num_samples
+        self.keep = keep if keep is not None else math.ceil(num_samples / 4)
         self.seed = seed
-        self.num_inference_steps = num_inference_steps
-        self.scheduler = scheduler
-        self.guidance_scale = guidance_scale
-        self.batch_size = batch_size
+        self.sampling = {
+            "num_inference_steps": num_inference_steps,
+            "scheduler": scheduler,
+            "guidance_scale": guidance_scale,
+            "batch_size": batch_size,
+        }
         self.resolution = resolution
         self.feather_dilation = feather_dilation
         self.feather_blur = feather_blur
+        self.matcher = matcher
+        self.match_margin = match_margin
         self.dirname = dirname
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
@@ -63,25 +79,19 @@ class CompleteTarget(L.Callback):
         datamodule = trainer.datamodule
         scene = datamodule.scene
         seeds = [self.seed + i for i in range(self.num_samples)]
+        resolution = self.resolution or datamodule.resolution
         with trainer.precision_plugin.forward_context():
             raw = pl_module.generate(
-                scene.target,
-                scene.mask,
-                seeds,
-                resolution=self.resolution or datamodule.resolution,
-                num_inference_steps=self.num_inference_steps,
-                scheduler=self.scheduler,
-                guidance_scale=self.guidance_scale,
-                batch_size=self.batch_size,
+                scene.target, scene.mask, seeds, resolution=resolution, **self.sampling
             )
-        completions = [
+        candidates = [
             composite(image, scene.target, scene.mask, self.feather_dilation, self.feather_blur)
             for image in raw
         ]
+        self.matcher = self.matcher or SIFTMatcher()
+        scores = score_candidates(candidates, scene, self.matcher, self.match_margin)
         out = Path(trainer.default_root_dir) / self.dirname
-        with staged_directory(out) as staging:
-            for seed, image in zip(seeds, completions, strict=True):
-                save_image(image, staging / f"seed{seed:05d}.png")
-            sheet = contact_sheet(completions, [f"seed {seed}" for seed in seeds])
-            save_image(sheet, staging / "contact_sheet.png")
-        print(f"Completions: {out} ({len(completions)} candidates, contact_sheet.png)")
+        records = write_selection(out, candidates, seeds, scores, self.keep)
+        best = records[0]
+        print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
+        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")

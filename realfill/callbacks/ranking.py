@@ -1,0 +1,50 @@
+"""Correspondence-based ranking: keep the candidates whose filled region agrees with the
+references (RealFill's seed selection)."""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from realfill.callbacks.compositing import mask_to_tensor
+from realfill.callbacks.matchers import Matcher
+
+
+def scoring_region(mask: Image.Image, margin: int) -> torch.Tensor:
+    """The filled region grown by `margin` pixels: [H, W] bool. Keypoints on the hole's rim
+    tie the new content to the known image, so they count too."""
+    region = mask_to_tensor(mask).float()[None, None]
+    if margin > 0:
+        region = F.max_pool2d(region, 2 * margin + 1, stride=1, padding=margin)
+    return region[0, 0].bool()
+
+
+def count_in_region(points: torch.Tensor, region: torch.Tensor) -> int:
+    """How many (x, y) keypoints fall inside a [H, W] boolean region."""
+    if len(points) == 0:
+        return 0
+    height, width = region.shape
+    x = points[:, 0].round().long().clamp(0, width - 1)
+    y = points[:, 1].round().long().clamp(0, height - 1)
+    return int(region[y, x].sum())
+
+
+def correspondence_score(
+    candidate: Image.Image,
+    mask: Image.Image,
+    references: Sequence[Image.Image],
+    matcher: Matcher,
+    margin: int = 16,
+) -> int:
+    """Verified matches between a candidate's filled region (plus a margin) and the
+    references, summed over the references."""
+    region = scoring_region(mask, margin)
+    return sum(
+        count_in_region(matcher.match(candidate, reference)[0], region) for reference in references
+    )
+
+
+def rank(scores: Sequence[float]) -> list[int]:
+    """Candidate indices, best first; ties keep the sampling order (lower seed first)."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))

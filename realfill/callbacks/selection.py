@@ -1,0 +1,81 @@
+"""Composite, score and rank candidates, and write them: the selection stage shared by the
+end-of-fit callback and the sample command."""
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from realfill.callbacks.contact_sheet import contact_sheet
+from realfill.callbacks.matchers import Matcher
+from realfill.callbacks.ranking import correspondence_score, rank
+from realfill.data import Scene
+from realfill.io import save_image, staged_directory
+
+
+@dataclass
+class RankedCandidate:
+    """One candidate's record in scores.json."""
+
+    seed: int
+    score: int
+    rank: int
+    file: str
+
+
+def score_candidates(
+    candidates: Sequence[Image.Image],
+    scene: Scene,
+    matcher: Matcher,
+    margin: int,
+    progress: bool = True,
+) -> list[int]:
+    """Correspondence score of each composited candidate against the scene's references."""
+    return [
+        correspondence_score(candidate, scene.mask, scene.references, matcher, margin)
+        for candidate in tqdm(candidates, desc="ranking", disable=not progress)
+    ]
+
+
+def write_json(data: object, path: Path) -> None:
+    """Write JSON through a temporary file and an atomic rename."""
+    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
+    with os.fdopen(handle, "w") as file:
+        json.dump(data, file, indent=2)
+    os.replace(staging, path)
+
+
+def write_selection(
+    out_dir: Path,
+    candidates: Sequence[Image.Image],
+    seeds: Sequence[int],
+    scores: Sequence[int],
+    keep: int,
+) -> list[RankedCandidate]:
+    """Write candidates/, ranked/ (the top `keep`), scores.json and a ranked contact sheet,
+    replacing `out_dir` as a whole only once everything is written."""
+    order = rank(scores)
+    records = [
+        RankedCandidate(
+            seeds[i], int(scores[i]), position + 1, f"candidates/seed{seeds[i]:05d}.png"
+        )
+        for position, i in enumerate(order)
+    ]
+    with staged_directory(out_dir) as staging:
+        (staging / "candidates").mkdir()
+        (staging / "ranked").mkdir()
+        for seed, image in zip(seeds, candidates, strict=True):
+            save_image(image, staging / "candidates" / f"seed{seed:05d}.png")
+        for record, i in zip(records[:keep], order, strict=False):
+            name = f"rank{record.rank:02d}_seed{record.seed:05d}.png"
+            save_image(candidates[i], staging / "ranked" / name)
+        write_json([asdict(record) for record in records], staging / "scores.json")
+        captions = [f"#{r.rank} seed {r.seed}: {r.score} matches" for r in records]
+        sheet = contact_sheet([candidates[i] for i in order], captions)
+        save_image(sheet, staging / "contact_sheet.png")
+    return records

@@ -1,0 +1,69 @@
+"""Correspondence ranking on a real photograph: the true content must rank first."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from realfill.callbacks.compositing import composite
+from realfill.callbacks.matchers import LoFTRMatcher, SIFTMatcher
+from realfill.callbacks.ranking import (
+    correspondence_score,
+    count_in_region,
+    rank,
+    scoring_region,
+)
+from realfill.data import load_scene
+from realfill.errors import ModelLoadError
+
+EXAMPLE_SCENE = Path(__file__).resolve().parents[2] / "examples" / "motorcycle"
+
+
+def test_true_content_ranks_above_noise_blur_and_flat_fills():
+    scene = load_scene(EXAMPLE_SCENE)
+    truth = scene.ground_truth
+    rng = np.random.default_rng(0)
+    fills = {
+        "truth": truth,
+        "noise": Image.fromarray(rng.integers(0, 256, (truth.height, truth.width, 3), np.uint8)),
+        "flat": Image.new("RGB", truth.size, (128, 128, 128)),
+        "blurred": truth.resize((truth.width // 8, truth.height // 8)).resize(truth.size),
+    }
+    matcher = SIFTMatcher()
+    scores = {
+        name: correspondence_score(
+            composite(fill, scene.target, scene.mask), scene.mask, scene.references, matcher
+        )
+        for name, fill in fills.items()
+    }
+    assert rank(list(scores.values()))[0] == 0, scores
+    assert scores["truth"] > 2 * max(scores["noise"], scores["flat"], scores["blurred"]), scores
+
+
+def test_scoring_region_grows_the_mask_by_the_margin():
+    mask = Image.new("L", (20, 10), 0)
+    mask.putpixel((10, 5), 255)
+    region = scoring_region(mask, margin=2)
+    assert region.sum() == 25 and region[5, 8] and region[3, 12] and not region[5, 7]
+
+
+def test_count_in_region_rounds_and_clamps_keypoints():
+    region = torch.zeros(4, 6, dtype=torch.bool)
+    region[1, 2] = True
+    points = torch.tensor([[2.2, 0.9], [5.9, 3.9], [100.0, 100.0], [1.0, 1.0]])
+    assert count_in_region(points, region) == 1
+    assert count_in_region(torch.zeros(0, 2), region) == 0
+
+
+def test_rank_is_best_first_and_stable_on_ties():
+    assert rank([3, 9, 3, 10]) == [3, 1, 0, 2]
+
+
+def test_loftr_without_weights_says_so_in_one_line(tmp_path):
+    missing = tmp_path / "loftr.ckpt"
+    with pytest.raises(ModelLoadError) as error:
+        LoFTRMatcher(weights_path=str(missing))
+    message = str(error.value)
+    assert "\n" not in message and str(missing) in message and "SIFTMatcher" in message
