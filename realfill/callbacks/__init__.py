@@ -1,7 +1,18 @@
-"""Lightning callbacks (LoRA export, completion and selection) and the pure functions they use."""
+"""Lightning callbacks (LoRA export, completion and selection, periodic sampling, W&B reports)
+and the pure functions they use."""
 
 from realfill.callbacks.completion import CompleteTarget
 from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.matchers import LoFTRMatcher, Matcher, SIFTMatcher
+from realfill.callbacks.periodic import PeriodicSampling
+from realfill.callbacks.wandb import WandbReport
 
-__all__ = ["CompleteTarget", "LoFTRMatcher", "Matcher", "SIFTMatcher", "SaveLoRA"]
+__all__ = [
+    "CompleteTarget",
+    "LoFTRMatcher",
+    "Matcher",
+    "PeriodicSampling",
+    "SIFTMatcher",
+    "SaveLoRA",
+    "WandbReport",
+]

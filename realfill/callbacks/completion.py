@@ -4,11 +4,33 @@ import math
 from pathlib import Path
 
 import lightning as L
+from PIL import Image
 
 from realfill.callbacks.compositing import composite
 from realfill.callbacks.matchers import Matcher, SIFTMatcher
-from realfill.callbacks.selection import score_candidates, write_selection
+from realfill.callbacks.selection import RankedCandidate, score_candidates, write_selection
+from realfill.data import Scene
 from realfill.modules.realfill import RealFillModule
+
+
+def composited_completions(
+    pl_module: RealFillModule,
+    scene: Scene,
+    seeds: list[int],
+    resolution: int,
+    feather_dilation: int,
+    feather_blur: int,
+    progress: bool = True,
+    **sampling,
+) -> list[Image.Image]:
+    """Completions of the scene's target, one per seed, each composited onto the target with a
+    feathered mask; `sampling` goes to `RealFillModule.generate`."""
+    raw = pl_module.generate(
+        scene.target, scene.mask, seeds, resolution=resolution, progress=progress, **sampling
+    )
+    return [
+        composite(image, scene.target, scene.mask, feather_dilation, feather_blur) for image in raw
+    ]
 
 
 class CompleteTarget(L.Callback):
@@ -45,7 +67,8 @@ class CompleteTarget(L.Callback):
             num_inference_steps: Denoising steps per candidate.
             scheduler: diffusers scheduler class used for sampling (DDPM as in the paper).
             guidance_scale: Classifier-free guidance; 1 turns it off, as in the paper.
-            batch_size: Candidates sampled together.
+            batch_size: Candidates sampled together on an accelerator (one at a time on
+                the CPU, where that keeps each candidate bit-for-bit reproducible by its seed).
             resolution: Shorter side of the sampling size; default the data's training
                 resolution.
             feather_dilation: Pixels the mask is dilated by before compositing.
@@ -73,25 +96,48 @@ class CompleteTarget(L.Callback):
         self.match_margin = match_margin
         self.dirname = dirname
 
+    def candidates(
+        self,
+        pl_module: RealFillModule,
+        scene: Scene,
+        seeds: list[int],
+        resolution: int,
+        progress: bool = True,
+    ) -> list[Image.Image]:
+        """Composited completions of the scene's target, one per seed."""
+        return composited_completions(
+            pl_module,
+            scene,
+            seeds,
+            resolution,
+            self.feather_dilation,
+            self.feather_blur,
+            progress,
+            **self.sampling,
+        )
+
+    def scores(
+        self, candidates: list[Image.Image], scene: Scene, progress: bool = True
+    ) -> list[int]:
+        """Correspondence score of each candidate (the matcher is built on first use)."""
+        self.matcher = self.matcher or SIFTMatcher()
+        return score_candidates(candidates, scene, self.matcher, self.match_margin, progress)
+
+    def report(self, out: Path, records: list[RankedCandidate]) -> None:
+        """Say where the completions and the best one are."""
+        best = records[0]
+        print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
+        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         if not trainer.is_global_zero:
             return
         datamodule = trainer.datamodule
-        scene = datamodule.scene
         seeds = [self.seed + i for i in range(self.num_samples)]
-        resolution = self.resolution or datamodule.resolution
         with trainer.precision_plugin.forward_context():
-            raw = pl_module.generate(
-                scene.target, scene.mask, seeds, resolution=resolution, **self.sampling
+            candidates = self.candidates(
+                pl_module, datamodule.scene, seeds, self.resolution or datamodule.resolution
             )
-        candidates = [
-            composite(image, scene.target, scene.mask, self.feather_dilation, self.feather_blur)
-            for image in raw
-        ]
-        self.matcher = self.matcher or SIFTMatcher()
-        scores = score_candidates(candidates, scene, self.matcher, self.match_margin)
+        scores = self.scores(candidates, datamodule.scene)
         out = Path(trainer.default_root_dir) / self.dirname
-        records = write_selection(out, candidates, seeds, scores, self.keep)
-        best = records[0]
-        print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
-        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
+        self.report(out, write_selection(out, candidates, seeds, scores, self.keep))

@@ -67,6 +67,10 @@ class InpaintingBaseModel(nn.Module, ABC):
         """Write the adapters in the diffusers LoRA format that `load_lora_weights` reads."""
 
     @abstractmethod
+    def load_lora(self, directory: Path) -> None:
+        """Load adapters written by `save_lora` into this model's (already added) adapters."""
+
+    @abstractmethod
     def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
         """Optimizer parameter groups of the LoRA weights, one learning rate per component."""
 

@@ -21,6 +21,11 @@ PRECISION_DTYPES = {
 }
 
 
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype frozen weights are stored in under a trainer precision (fp32 if unmixed)."""
+    return PRECISION_DTYPES.get(str(precision), torch.float32)
+
+
 class RealFillModule(L.LightningModule):
     """Fine-tunes LoRA adapters of an injected base model on a scene's references and target.
 
@@ -68,14 +73,8 @@ class RealFillModule(L.LightningModule):
         self.prompt_dropout = prompt_dropout
         self.strict_loading = False
 
-    @property
-    def compute_dtype(self) -> torch.dtype:
-        """The dtype frozen weights are stored in, from the trainer's precision."""
-        precision = str(self._trainer.precision) if self._trainer else "32-true"
-        return PRECISION_DTYPES.get(precision, torch.float32)
-
     def setup(self, stage: str) -> None:
-        self.base_model.cast_frozen(self.compute_dtype)
+        self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)

@@ -37,8 +37,10 @@ def generate(
 ) -> list[Image.Image]:
     """Sample one raw completion per seed, at the generation size.
 
-    Each candidate draws all its randomness from its own seed's generator, so a candidate is
-    reproduced exactly by its seed alone, whatever the batch it was sampled in.
+    Each candidate draws all its randomness from its own seed's generator. On the CPU the
+    candidates are sampled one at a time, because batched CPU convolutions round differently
+    with the batch size: there a candidate is reproduced bit-for-bit by its seed alone. On an
+    accelerator they go `batch_size` at a time, reproducible to float rounding.
     """
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -48,6 +50,8 @@ def generate(
     was_training = base_model.training
     base_model.eval()
     results: list[Image.Image] = []
+    if next(base_model.parameters()).device.type == "cpu":
+        batch_size = 1
     batches = math.ceil(len(seeds) / batch_size)
     try:
         for start in tqdm(

@@ -12,14 +12,21 @@ from diffusers import (
     StableDiffusionInpaintPipeline,
     UNet2DConditionModel,
 )
-from diffusers.utils import convert_state_dict_to_diffusers
-from peft import get_peft_model_state_dict
+from diffusers.utils import (
+    convert_state_dict_to_diffusers,
+    convert_state_dict_to_peft,
+    convert_unet_state_dict_to_peft,
+)
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
 from realfill.io import staged_directory
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
 from realfill.modules.lora import LoraSettings
+
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 
 @dataclass
@@ -158,6 +165,32 @@ class StableDiffusionFamily(InpaintingBaseModel):
         }
         with staged_directory(Path(directory)) as staging:
             StableDiffusionInpaintPipeline.save_lora_weights(staging, **layers, **metadata)
+
+    def load_lora(self, directory: Path) -> None:
+        path = Path(directory) / LORA_WEIGHTS_NAME
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no LoRA weights file (expected {LORA_WEIGHTS_NAME})")
+        state = load_file(path)
+        converters = {
+            "unet": (self.unet, convert_unet_state_dict_to_peft),
+            "text_encoder": (self.text_encoder, convert_state_dict_to_peft),
+        }
+        for prefix, (module, to_peft) in converters.items():
+            part = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+            if not part:
+                continue
+            if not hasattr(module, "peft_config"):
+                raise ModelLoadError(
+                    f"{path}: has {prefix} LoRA weights but {prefix} has no adapter"
+                )
+            result = set_peft_model_state_dict(module, to_peft(part))
+            missing = [k for k in result.missing_keys if "lora_" in k]
+            if result.unexpected_keys or missing:
+                raise ModelLoadError(
+                    f"{path}: LoRA does not fit the model's adapters (check model.lora.rank and "
+                    f"target modules; {len(result.unexpected_keys)} unexpected, "
+                    f"{len(missing)} missing keys)"
+                )
 
     def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
         groups = [

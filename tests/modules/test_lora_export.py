@@ -9,17 +9,34 @@ SAMPLING = {"resolution": 64, "num_inference_steps": 4, "batch_size": 2, "progre
 
 
 def stock_sample(pipe, target, mask, seeds, prompt) -> list[np.ndarray]:
-    images = pipe(
-        prompt=[prompt] * len(seeds),
-        image=[target] * len(seeds),
-        mask_image=[mask] * len(seeds),
-        height=64,
-        width=64,
-        num_inference_steps=SAMPLING["num_inference_steps"],
-        guidance_scale=1.0,
-        generator=[torch.Generator().manual_seed(s) for s in seeds],
-    ).images
-    return [np.asarray(image) for image in images]
+    """One stock-pipeline call per seed, as `generate` samples on the CPU."""
+    return [
+        np.asarray(
+            pipe(
+                prompt=[prompt],
+                image=[target],
+                mask_image=[mask],
+                height=64,
+                width=64,
+                num_inference_steps=SAMPLING["num_inference_steps"],
+                guidance_scale=1.0,
+                generator=[torch.Generator().manual_seed(seed)],
+            ).images[0]
+        )
+        for seed in seeds
+    ]
+
+
+def realign(pipe) -> None:
+    """Copy every weight into freshly allocated memory.
+
+    Weights loaded from safetensors can sit at addresses the CPU matrix kernels do not align
+    to, which changes float rounding (measured: 7e-7 in one UNet output, one pixel off by one
+    after sampling). The values are unchanged; only their placement matches ours.
+    """
+    for component in (pipe.unet, pipe.vae, pipe.text_encoder):
+        for param in component.parameters():
+            param.data = param.data.clone()
 
 
 def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(tmp_path):
@@ -43,6 +60,7 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(tmp_pa
     stock.set_progress_bar_config(disable=True)
     base_only = stock_sample(stock, target, mask, seeds, module.prompt)
     stock.load_lora_weights(tmp_path / "lora")
+    realign(stock)
     with_lora = stock_sample(stock, target, mask, seeds, module.prompt)
 
     for mine, theirs, base in zip(ours, with_lora, base_only, strict=True):

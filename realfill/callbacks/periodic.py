@@ -1,0 +1,127 @@
+"""Sample the same few seeds every N optimizer steps, to watch a fit converge."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+
+from realfill.callbacks.completion import composited_completions
+from realfill.callbacks.contact_sheet import contact_sheet
+from realfill.callbacks.wandb import wandb_loggers
+from realfill.io import save_image
+from realfill.modules.realfill import RealFillModule
+
+
+def sample_captions(step: int, seeds: Sequence[int]) -> list[str]:
+    """One caption per sample: the optimizer step it shows and the seed that drew it."""
+    return [f"step {step} seed {seed}" for seed in seeds]
+
+
+def rng_devices(device: torch.device) -> list[torch.device]:
+    """The devices besides the CPU whose random state sampling must leave as it found it."""
+    return [device] if device.type == "cuda" else []
+
+
+class PeriodicSampling(L.Callback):
+    """Every `every_n_steps` optimizer steps, completes the target with a fixed set of seeds.
+
+    The seeds never change, so sheets from different steps show the same draws and differ only
+    by what training has changed. Each sample is composited onto the target as `CompleteTarget`
+    does; the captioned contact sheet is written to `<run dir>/<dirname>/stepNNNNNN.png` and the
+    samples are logged (key `key`) to every `WandbLogger` in `trainer.loggers`. Only global rank
+    zero samples; the other ranks wait for it at their next gradient synchronisation. Sampling
+    runs on a fork of the global random state (CPU and the module's CUDA device), so training
+    draws the same random numbers with or without this callback.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 250,
+        seeds: Sequence[int] = (0, 1, 2, 3),
+        num_inference_steps: int = 50,
+        scheduler: str = "DDPMScheduler",
+        guidance_scale: float = 1.0,
+        batch_size: int = 4,
+        resolution: int | None = None,
+        feather_dilation: int = 1,
+        feather_blur: int = 1,
+        dirname: str = "samples",
+        key: str = "samples",
+    ) -> None:
+        """
+        Args:
+            every_n_steps: Sample after every this many optimizer steps (not at step 0).
+            seeds: The fixed seeds sampled each time; the same seeds make sheets comparable.
+            num_inference_steps: Denoising steps per sample (fewer than for the final
+                completions: these only show progress).
+            scheduler: diffusers scheduler class used for sampling.
+            guidance_scale: Classifier-free guidance; 1 turns it off, as in the paper.
+            batch_size: Samples drawn together.
+            resolution: Shorter side of the sampling size; default the data's training
+                resolution.
+            feather_dilation: Pixels the mask is dilated by before compositing.
+            feather_blur: Box-blur radius of the compositing mask's edge.
+            dirname: Folder under the run dir for the contact sheets.
+            key: Name the samples are logged under in W&B.
+        """
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        if len(seeds) == 0:
+            raise ValueError("seeds must name at least one seed")
+        self.every_n_steps = every_n_steps
+        self.seeds = [int(seed) for seed in seeds]
+        self.sampling = {
+            "num_inference_steps": num_inference_steps,
+            "scheduler": scheduler,
+            "guidance_scale": guidance_scale,
+            "batch_size": batch_size,
+        }
+        self.resolution = resolution
+        self.feather_dilation = feather_dilation
+        self.feather_blur = feather_blur
+        self.dirname = dirname
+        self.key = key
+        self._last_sampled_step: int | None = None
+
+    def is_due(self, step: int) -> bool:
+        """Whether `step` is a sampling step not yet sampled.
+
+        With gradient accumulation `on_train_batch_end` sees the same step several times, and
+        sampling it once is enough.
+        """
+        return step > 0 and step % self.every_n_steps == 0 and step != self._last_sampled_step
+
+    def samples(self, trainer: L.Trainer, pl_module: RealFillModule) -> list[Image.Image]:
+        """The seeds' completions of the scene's target, composited onto it."""
+        datamodule = trainer.datamodule
+        fork = torch.random.fork_rng(devices=rng_devices(pl_module.device))
+        with fork, trainer.precision_plugin.forward_context():
+            return composited_completions(
+                pl_module,
+                datamodule.scene,
+                self.seeds,
+                self.resolution or datamodule.resolution,
+                self.feather_dilation,
+                self.feather_blur,
+                progress=False,
+                **self.sampling,
+            )
+
+    def sheet_path(self, trainer: L.Trainer, step: int) -> Path:
+        """Where the contact sheet of `step` goes."""
+        return Path(trainer.default_root_dir) / self.dirname / f"step{step:06d}.png"
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: RealFillModule, outputs, batch, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or not self.is_due(step):
+            return
+        self._last_sampled_step = step
+        images = self.samples(trainer, pl_module)
+        captions = sample_captions(step, self.seeds)
+        save_image(contact_sheet(images, captions), self.sheet_path(trainer, step))
+        for logger in wandb_loggers(trainer):
+            logger.log_image(key=self.key, images=images, caption=captions, step=step)

@@ -1,0 +1,61 @@
+"""What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
+
+import sys
+from collections.abc import Callable
+
+from jsonargparse import set_parsing_settings
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from realfill.data import SceneDataModule, load_scene
+from realfill.errors import RealFillError
+from realfill.modules import RealFillModule
+
+
+class SceneCLI(LightningCLI):
+    """LightningCLI over `RealFillModule` and `SceneDataModule` that checks the scene first."""
+
+    def before_instantiate_classes(self) -> None:
+        """Check the scene before the (slow) base model loads: a bad scene fails in a second."""
+        data = self.config.data
+        load_scene(data.scene_dir, data.max_references)
+
+
+def user_error(error: BaseException | None) -> RealFillError | None:
+    """The user-facing error behind an exception, if any (config parsing may wrap it)."""
+    while error is not None:
+        if isinstance(error, RealFillError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def run_cli(
+    cli_class: type[SceneCLI],
+    command: Callable[[SceneCLI], None],
+    save_config_callback: type[SaveConfigCallback] | None,
+    args: list[str] | None,
+) -> SceneCLI:
+    """Parse the command line into `cli_class` and run `command` on it.
+
+    Configs are merged first and interpolated after (`omegaconf+`), and docstrings become
+    `--help` text. A problem with the user's input ends with one line on stderr and exit
+    code 2, never a traceback.
+    """
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    try:
+        cli = cli_class(
+            RealFillModule,
+            SceneDataModule,
+            save_config_callback=save_config_callback,
+            parser_kwargs={"parser_mode": "omegaconf+"},
+            args=args,
+            run=False,
+        )
+        command(cli)
+    except Exception as error:
+        reason = user_error(error)
+        if reason is None:
+            raise
+        print(f"realfill: error: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cli

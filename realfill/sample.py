@@ -1,0 +1,135 @@
+"""`python -m realfill.sample --config <run dir>/config.yaml --num_samples 64 --keep 16`:
+sample many candidates from a fine-tuned run, composite, rank by correspondences, keep the best.
+
+Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.strategy ddp`),
+each drawn exactly once; every candidate is reproduced by its seed alone.
+"""
+
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from realfill.callbacks.completion import CompleteTarget
+from realfill.callbacks.selection import write_selection
+from realfill.cli import SceneCLI, run_cli
+from realfill.data import Scene
+from realfill.io import save_image
+from realfill.modules.realfill import RealFillModule, compute_dtype
+
+SELECTION_KEYS = [
+    name for name in inspect.signature(CompleteTarget.__init__).parameters if name != "self"
+]
+
+
+class CandidateSampler(L.LightningModule):
+    """Prediction wrapper: a batch of seeds in, composited and scored candidates out."""
+
+    def __init__(
+        self, model: RealFillModule, selection: CompleteTarget, scene: Scene, resolution: int
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.selection = selection
+        self.scene = scene
+        self.resolution = resolution
+
+    def setup(self, stage: str) -> None:
+        self.model.base_model.cast_frozen(compute_dtype(self.trainer.precision))
+
+    def predict_step(self, seeds: torch.Tensor, batch_idx: int) -> list[dict]:
+        seeds = [int(seed) for seed in seeds]
+        images = self.selection.candidates(
+            self.model, self.scene, seeds, self.resolution, progress=False
+        )
+        scores = self.selection.scores(images, self.scene, progress=False)
+        return [
+            {"seed": s, "image": im, "score": sc}
+            for s, im, sc in zip(seeds, images, scores, strict=True)
+        ]
+
+
+class CandidateWriter(BasePredictionWriter):
+    """Each process writes its own candidates to a shared staging folder as they come."""
+
+    def __init__(self, staging: Path) -> None:
+        super().__init__(write_interval="batch")
+        self.staging = staging
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
+        for candidate in prediction:
+            stem = self.staging / f"seed{candidate['seed']:05d}"
+            save_image(candidate["image"], stem.with_suffix(".png"))
+            stem.with_suffix(".json").write_text(json.dumps({"score": candidate["score"]}))
+
+
+class SampleCLI(SceneCLI):
+    """The fit config (model, data, trainer) plus the selection settings at top level."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_class_arguments(CompleteTarget, None)
+        parser.add_argument(
+            "--lora",
+            type=str | None,
+            default=None,
+            help="LoRA folder to sample with (default: <run dir>/lora).",
+        )
+        parser.add_argument(
+            "--out",
+            type=str | None,
+            default=None,
+            help="Output folder (default: <run dir>/completions).",
+        )
+
+
+def collect(staging: Path) -> tuple[list[int], list[Image.Image], list[int]]:
+    """Seeds, candidates and scores written by every process, in seed order."""
+    seeds, images, scores = [], [], []
+    for path in sorted(staging.glob("seed*.png")):
+        seeds.append(int(path.stem.removeprefix("seed")))
+        images.append(Image.open(path).convert("RGB"))
+        scores.append(json.loads(path.with_suffix(".json").read_text())["score"])
+    return seeds, images, scores
+
+
+def run(cli: SampleCLI) -> None:
+    """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0."""
+    config, trainer = cli.config, cli.trainer
+    run_dir = Path(trainer.default_root_dir)
+    selection = CompleteTarget(**{key: config[key] for key in SELECTION_KEYS})
+    cli.model.base_model.load_lora(Path(config.lora or run_dir / "lora"))
+    out = Path(config.out or run_dir / "completions")
+    staging = out.parent / f".{out.name}-samples"
+    if trainer.is_global_zero:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    trainer.strategy.barrier()
+    datamodule = cli.datamodule
+    seeds = list(range(selection.seed, selection.seed + selection.num_samples))
+    sampler = CandidateSampler(
+        cli.model, selection, datamodule.scene, selection.resolution or datamodule.resolution
+    )
+    trainer.callbacks.append(CandidateWriter(staging))
+    loader = DataLoader(torch.tensor(seeds), batch_size=selection.sampling["batch_size"])
+    trainer.predict(sampler, loader, return_predictions=False)
+    trainer.strategy.barrier()
+    if trainer.is_global_zero:
+        seeds, images, scores = collect(staging)
+        records = write_selection(out, images, seeds, scores, selection.keep)
+        shutil.rmtree(staging)
+        selection.report(out, records)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Sample, composite, rank and keep the best candidates of a fine-tuned run."""
+    run_cli(SampleCLI, run, None, args)
+
+
+if __name__ == "__main__":
+    main()
