@@ -1,18 +1,24 @@
 """Shared fixtures: a tiny base model built in code and small scenes on disk. Offline always."""
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_WANDB_HOME = tempfile.mkdtemp(prefix="realfill-tests-wandb-")
+for _name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):  # no writes to ~
+    os.environ.setdefault(_name, os.path.join(_WANDB_HOME, _name.lower()))
 
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "configs" / "tiny.yaml"
 EXAMPLE_SCENE = REPO / "examples" / "motorcycle"
 SHARED_SCENES = REPO.parent / "shared" / "scenes"
 
@@ -49,3 +55,22 @@ def tiny_base():
     from realfill.modules import TinyStableDiffusionInpainting
 
     return TinyStableDiffusionInpainting(seed=0)
+
+
+@pytest.fixture
+def fit_tiny(tmp_path: Path):
+    """Runs `realfill.fit` in-process on configs/tiny.yaml with presets (dicts) stacked after
+    it, in order, then `extra` arguments; returns the run dir."""
+    from realfill.fit import main
+
+    def fit(run_name: str, *presets: dict, extra: tuple[str, ...] = ()) -> Path:
+        run_dir = tmp_path / run_name
+        configs = ["--config", str(TINY_CONFIG)]
+        for i, preset in enumerate(presets):
+            path = tmp_path / f"{run_name}-preset{i}.yaml"
+            path.write_text(yaml.safe_dump(preset))
+            configs += ["--config", str(path)]
+        main([*configs, f"--trainer.default_root_dir={run_dir}", *extra])
+        return run_dir
+
+    return fit

@@ -1,0 +1,58 @@
+"""PeriodicSampling: fixed seeds every N steps, without changing what training does."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from realfill.callbacks import PeriodicSampling
+from realfill.callbacks.periodic import sample_captions
+
+SHORT_FIT = {
+    "trainer": {"max_steps": 4, "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]},
+    "data": {"batch_size": 2},
+}
+PERIODIC = {
+    "trainer": {
+        "callbacks+": [
+            {
+                "class_path": "realfill.callbacks.PeriodicSampling",
+                "init_args": {"every_n_steps": 2, "seeds": [5, 9], "num_inference_steps": 2},
+            }
+        ]
+    }
+}
+
+
+def test_a_step_is_due_once_on_multiples_of_every_n_steps():
+    callback = PeriodicSampling(every_n_steps=3)
+    assert [step for step in range(10) if callback.is_due(step)] == [3, 6, 9]
+    callback._last_sampled_step = 6  # gradient accumulation: step 6 seen again
+    assert not callback.is_due(6)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="every_n_steps"):
+        PeriodicSampling(every_n_steps=0)
+    with pytest.raises(ValueError, match="seed"):
+        PeriodicSampling(seeds=[])
+
+
+def test_captions_name_step_and_seed():
+    assert sample_captions(250, [0, 7]) == ["step 250 seed 0", "step 250 seed 7"]
+
+
+def test_sheets_every_n_steps_and_training_unchanged(fit_tiny):
+    plain = fit_tiny("plain", SHORT_FIT)
+    sampled = fit_tiny("sampled", SHORT_FIT, PERIODIC)
+
+    sheets = sorted(p.name for p in (sampled / "samples").glob("*.png"))
+    assert sheets == ["step000002.png", "step000004.png"]
+    first, last = (np.asarray(Image.open(sampled / "samples" / name)) for name in sheets)
+    assert first.shape == last.shape and not np.array_equal(first, last)  # training moved on
+    assert not (plain / "samples").exists()
+
+    with_sampling = load_file(sampled / "lora" / "pytorch_lora_weights.safetensors")
+    without = load_file(plain / "lora" / "pytorch_lora_weights.safetensors")
+    assert with_sampling.keys() == without.keys()
+    assert all(with_sampling[k].equal(without[k]) for k in without)
