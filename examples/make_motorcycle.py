@@ -2,10 +2,15 @@
 
 The right view is the reference; the left view, with a rectangular hole over the motorcycle's
 fuel tank and engine (13% of the image), is the target; the unmasked left view is the ground
-truth. The pair comes from scikit-image's bundled data (``skimage.data.stereo_motorcycle``).
-scikit-image is NOT a project dependency: run this with it installed separately, e.g.
-``pip install --target /tmp/skimage scikit-image`` then
-``PYTHONPATH=/tmp/skimage python examples/make_motorcycle.py``.
+truth. The pair comes from scikit-image's bundled data (``skimage.data.stereo_motorcycle``);
+scikit-image is a dev dependency (``pip install -e ".[dev]"``).
+
+``--benchmark DIR`` builds an evaluation benchmark instead: ``DIR/motorcycle_inpaint`` (the
+scene above) and ``DIR/motorcycle_outpaint`` (only a central crop of the left view is known,
+the border is to be filled), both with ``target/gt.png`` and a ``prompt.txt`` for the
+prompt-only baseline::
+
+    python examples/make_motorcycle.py --benchmark runs/motorcycle_benchmark
 """
 
 import argparse
@@ -13,10 +18,21 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from skimage.data import stereo_motorcycle
 
 HOLE = (0.40, 0.30, 0.70, 0.74)
 """The hole as fractions of the image (left, top, right, bottom): tank and engine."""
+KNOWN_CROP = (0.16, 0.14, 0.84, 0.86)
+"""Outpainting: the known central crop (left, top, right, bottom); the border is missing."""
+PROMPT = "a photo of a red motorcycle parked in a garage in front of shelves"
+"""A hand-written description of the scene, for the prompt-only baseline."""
+
+
+def stereo_pair(short_side: int) -> tuple[Image.Image, Image.Image]:
+    """The (left, right) views of scikit-image's Middlebury motorcycle, downscaled."""
+    from skimage.data import stereo_motorcycle
+
+    left, right, _ = stereo_motorcycle()
+    return downscale(left, short_side), downscale(right, short_side)
 
 
 def downscale(image: np.ndarray, short_side: int) -> Image.Image:
@@ -44,17 +60,33 @@ def paint_hole(image: Image.Image, mask: Image.Image) -> Image.Image:
     return Image.composite(white, image, mask)
 
 
-def build(out_dir: Path, short_side: int, jpeg_quality: int) -> None:
+def write_scene(
+    out_dir: Path, gt: Image.Image, ref: Image.Image, mask: Image.Image, jpeg_quality: int
+) -> None:
     """Write ref/right.jpg, target/target.png, target/mask.png and target/gt.png under out_dir."""
-    left, right, _ = stereo_motorcycle()
-    gt, ref = downscale(left, short_side), downscale(right, short_side)
-    mask = hole_mask(gt.size, HOLE)
     (out_dir / "ref").mkdir(parents=True, exist_ok=True)
     (out_dir / "target").mkdir(parents=True, exist_ok=True)
     ref.save(out_dir / "ref" / "right.jpg", quality=jpeg_quality)
     paint_hole(gt, mask).save(out_dir / "target" / "target.png", optimize=True)
     mask.save(out_dir / "target" / "mask.png", optimize=True)
     gt.save(out_dir / "target" / "gt.png", optimize=True)
+
+
+def build(out_dir: Path, short_side: int, jpeg_quality: int) -> None:
+    """The inpainting scene (a hole over the tank and engine) under out_dir."""
+    gt, ref = stereo_pair(short_side)
+    write_scene(out_dir, gt, ref, hole_mask(gt.size, HOLE), jpeg_quality)
+
+
+def build_benchmark(out_dir: Path, short_side: int, jpeg_quality: int) -> list[Path]:
+    """An inpainting and an outpainting scene, each with its ground truth and a prompt."""
+    gt, ref = stereo_pair(short_side)
+    border = Image.eval(hole_mask(gt.size, KNOWN_CROP), lambda value: 255 - value)
+    scenes = {"motorcycle_inpaint": hole_mask(gt.size, HOLE), "motorcycle_outpaint": border}
+    for name, mask in scenes.items():
+        write_scene(out_dir / name, gt, ref, mask, jpeg_quality)
+        (out_dir / name / "prompt.txt").write_text(PROMPT + "\n")
+    return [out_dir / name for name in scenes]
 
 
 def main() -> None:
@@ -68,8 +100,18 @@ def main() -> None:
         help="shorter side in pixels; 224 keeps the scene near 300 KB (the PNGs dominate)",
     )
     parser.add_argument("--jpeg-quality", type=int, default=90, help="reference JPEG quality")
+    parser.add_argument(
+        "--benchmark",
+        type=Path,
+        default=None,
+        help="build an inpainting and an outpainting benchmark scene under this folder instead",
+    )
     args = parser.parse_args()
-    build(args.out, args.short_side, args.jpeg_quality)
+    if args.benchmark is not None:
+        for scene in build_benchmark(args.benchmark, args.short_side, args.jpeg_quality):
+            print(scene)
+    else:
+        build(args.out, args.short_side, args.jpeg_quality)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -29,6 +30,20 @@ def user_error(error: BaseException | None) -> RealFillError | None:
     return None
 
 
+@contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """Turn a user-facing error raised inside into one line on stderr and exit code 2; any
+    other exception (a bug) keeps its traceback."""
+    try:
+        yield
+    except Exception as error:
+        reason = user_error(error)
+        if reason is None:
+            raise
+        print(f"realfill: error: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run_cli(
     cli_class: type[SceneCLI],
     command: Callable[[SceneCLI], None],
@@ -42,7 +57,7 @@ def run_cli(
     code 2, never a traceback.
     """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    try:
+    with exit_on_user_error():
         cli = cli_class(
             RealFillModule,
             SceneDataModule,
@@ -52,10 +67,4 @@ def run_cli(
             run=False,
         )
         command(cli)
-    except Exception as error:
-        reason = user_error(error)
-        if reason is None:
-            raise
-        print(f"realfill: error: {reason}", file=sys.stderr)
-        raise SystemExit(2) from None
     return cli

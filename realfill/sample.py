@@ -8,6 +8,7 @@ each drawn exactly once; every candidate is reproduced by its seed alone.
 import inspect
 import json
 import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -116,6 +117,7 @@ def run(cli: SampleCLI) -> None:
         cli.model, selection, datamodule.scene, selection.resolution or datamodule.resolution
     )
     trainer.callbacks.append(CandidateWriter(staging))
+    start = time.perf_counter()
     loader = DataLoader(torch.tensor(seeds), batch_size=selection.sampling["batch_size"])
     trainer.predict(sampler, loader, return_predictions=False)
     trainer.strategy.barrier()
@@ -123,7 +125,7 @@ def run(cli: SampleCLI) -> None:
         seeds, images, scores = collect(staging)
         records = write_selection(out, images, seeds, scores, selection.keep)
         shutil.rmtree(staging)
-        selection.report(out, records)
+        selection.report(out, records, time.perf_counter() - start)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,6 +1,7 @@
 """The end-of-fit completion step: sample, composite, rank by correspondences, keep the best."""
 
 import math
+import time
 from pathlib import Path
 
 import lightning as L
@@ -123,9 +124,11 @@ class CompleteTarget(L.Callback):
         self.matcher = self.matcher or SIFTMatcher()
         return score_candidates(candidates, scene, self.matcher, self.match_margin, progress)
 
-    def report(self, out: Path, records: list[RankedCandidate]) -> None:
-        """Say where the completions and the best one are."""
+    def report(self, out: Path, records: list[RankedCandidate], seconds: float) -> None:
+        """Say how fast the candidates came and where they and the best one are."""
         best = records[0]
+        rate = 60 * len(records) / max(seconds, 1e-9)
+        print(f"Sampled and ranked {len(records)} candidates in {seconds:.1f} s ({rate:.1f}/min)")
         print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
 
@@ -133,6 +136,7 @@ class CompleteTarget(L.Callback):
         if not trainer.is_global_zero:
             return
         datamodule = trainer.datamodule
+        start = time.perf_counter()
         seeds = [self.seed + i for i in range(self.num_samples)]
         with trainer.precision_plugin.forward_context():
             candidates = self.candidates(
@@ -140,4 +144,5 @@ class CompleteTarget(L.Callback):
             )
         scores = self.scores(candidates, datamodule.scene)
         out = Path(trainer.default_root_dir) / self.dirname
-        self.report(out, write_selection(out, candidates, seeds, scores, self.keep))
+        records = write_selection(out, candidates, seeds, scores, self.keep)
+        self.report(out, records, time.perf_counter() - start)

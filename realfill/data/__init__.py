@@ -1,11 +1,17 @@
 """Scene loading, training masks, paired augmentation and the Lightning data module."""
 
-from realfill.data.augment import random_resized_crop, resize_shorter_side
+from realfill.data.augment import (
+    CropWindow,
+    random_resized_crop,
+    random_resized_crop_with_window,
+    resize_shorter_side,
+)
 from realfill.data.datamodule import HOLE_FILL_VALUE, SceneDataModule, SceneDataset
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
 from realfill.data.scene import Scene, load_image, load_mask, load_scene
 
 __all__ = [
+    "CropWindow",
     "HOLE_FILL_VALUE",
     "Scene",
     "SceneDataModule",
@@ -15,6 +21,7 @@ __all__ = [
     "load_mask",
     "load_scene",
     "random_resized_crop",
+    "random_resized_crop_with_window",
     "random_training_mask",
     "resize_shorter_side",
 ]

@@ -8,6 +8,7 @@ region to be conservative about (e.g. the target's hole), never the known region
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,55 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator).item())
 
 
+@dataclass(frozen=True)
+class CropWindow:
+    """Where a training crop came from, in the coordinates SDXL's micro-conditioning uses."""
+
+    resized_size: tuple[int, int]
+    """Height and width of the randomly resized image the crop was cut from."""
+    top: int
+    """Rows cut off above the crop, in the resized (and possibly mirrored) image."""
+    left: int
+    """Columns cut off left of the crop, in the resized image as mirrored (if it was)."""
+    flipped: bool
+    """Whether the example was mirrored left to right."""
+
+
+def random_resized_crop_with_window(
+    image: torch.Tensor,
+    masks: list[torch.Tensor],
+    resolution: int,
+    max_upscale: float,
+    hflip_probability: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor], CropWindow]:
+    """`random_resized_crop`, also returning the crop's `CropWindow`.
+
+    A mirrored crop reports its position in the mirrored image (``left`` counted from the
+    mirrored image's left edge), so cropping the mirrored resized image there gives the example.
+    """
+    if resolution < 1 or max_upscale < 1.0:
+        raise ValueError(
+            f"need resolution >= 1 and max_upscale >= 1, got {resolution}, {max_upscale}"
+        )
+    for mask in masks:
+        if mask.shape[-2:] != image.shape[-2:]:
+            raise ValueError(f"mask shape {tuple(mask.shape)} != image shape {tuple(image.shape)}")
+    shorter_side = _randint(resolution, upscaled_side(resolution, max_upscale), generator)
+    image, masks = resize_shorter_side(image, masks, shorter_side)
+    height, width = image.shape[-2:]
+    top = _randint(0, height - resolution, generator)
+    left = _randint(0, width - resolution, generator)
+    window = (..., slice(top, top + resolution), slice(left, left + resolution))
+    image, masks = image[window], [mask[window] for mask in masks]
+    flipped = torch.rand((), generator=generator).item() < hflip_probability
+    if flipped:
+        image, masks = image.flip(-1), [mask.flip(-1) for mask in masks]
+        left = width - left - resolution
+    crop = CropWindow(resized_size=(height, width), top=top, left=left, flipped=flipped)
+    return image.contiguous(), [mask.contiguous() for mask in masks], crop
+
+
 def random_resized_crop(
     image: torch.Tensor,
     masks: list[torch.Tensor],
@@ -68,19 +118,7 @@ def random_resized_crop(
     with ``hflip_probability``, mirrored left to right. ``image`` is float [C, H, W]; each mask
     is float [1, H, W] with 0/1 values and stays 0/1 (see the module docstring).
     """
-    if resolution < 1 or max_upscale < 1.0:
-        raise ValueError(
-            f"need resolution >= 1 and max_upscale >= 1, got {resolution}, {max_upscale}"
-        )
-    for mask in masks:
-        if mask.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"mask shape {tuple(mask.shape)} != image shape {tuple(image.shape)}")
-    shorter_side = _randint(resolution, upscaled_side(resolution, max_upscale), generator)
-    image, masks = resize_shorter_side(image, masks, shorter_side)
-    top = _randint(0, image.shape[-2] - resolution, generator)
-    left = _randint(0, image.shape[-1] - resolution, generator)
-    window = (..., slice(top, top + resolution), slice(left, left + resolution))
-    image, masks = image[window], [mask[window] for mask in masks]
-    if torch.rand((), generator=generator).item() < hflip_probability:
-        image, masks = image.flip(-1), [mask.flip(-1) for mask in masks]
-    return image.contiguous(), [mask.contiguous() for mask in masks]
+    image, masks, _ = random_resized_crop_with_window(
+        image, masks, resolution, max_upscale, hflip_probability, generator
+    )
+    return image, masks

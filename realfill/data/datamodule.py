@@ -5,6 +5,9 @@ ceil(resolution * max_upscale); each step only resamples from that by at most ``
 The target's missing pixels are replaced by mid grey (`HOLE_FILL_VALUE`, 0.0 after scaling to
 [-1, 1]) before any resizing, and after augmentation every pixel the (conservatively resized)
 hole touches is set to exactly 0.0, so the unknown content can reach neither model nor loss.
+
+Each example also says where its crop came from (`original_size`, `crop_top_left`), for base
+models conditioned on it (SDXL's size and crop micro-conditioning).
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from realfill.data.augment import random_resized_crop, resize_shorter_side, upscaled_side
+from realfill.data.augment import (
+    random_resized_crop_with_window,
+    resize_shorter_side,
+    upscaled_side,
+)
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
 from realfill.data.scene import Scene, load_scene
 
@@ -79,6 +86,7 @@ class SceneDataset(Dataset):
         masks: TrainingMaskConfig,
         target_random_mask: bool,
         samples_per_epoch: int,
+        original_sizes: list[tuple[int, int]] | None = None,
     ) -> None:
         """Hold pre-resized uint8 [3, H, W] images and the target's bool [1, H, W] hole.
 
@@ -93,10 +101,17 @@ class SceneDataset(Dataset):
             masks: Distribution of the references' training masks.
             target_random_mask: Add a random training mask to the target's own hole.
             samples_per_epoch: Length of the dataset.
+            original_sizes: (height, width) of each image as loaded, before any resizing,
+                references then target; default the pre-resized sizes.
         """
         if target_hole.shape[-2:] != target.shape[-2:]:
             raise ValueError(f"hole {tuple(target_hole.shape)} != target {tuple(target.shape)}")
         self.images = [*references, target]
+        if original_sizes is None:
+            original_sizes = [tuple(image.shape[-2:]) for image in self.images]
+        if len(original_sizes) != len(self.images):
+            raise ValueError(f"{len(original_sizes)} original sizes for {len(self.images)} images")
+        self.original_sizes = [(int(h), int(w)) for h, w in original_sizes]
         self.target_hole = target_hole
         self.resolution = resolution
         self.max_upscale = max_upscale
@@ -120,6 +135,7 @@ class SceneDataset(Dataset):
         shorter_side = upscaled_side(resolution, max_upscale)
         references = [prepare_reference(image, shorter_side) for image in scene.references]
         target, hole = prepare_target(scene.target, scene.mask, shorter_side)
+        originals = [(image.height, image.width) for image in [*scene.references, scene.target]]
         return cls(
             references,
             target,
@@ -130,6 +146,7 @@ class SceneDataset(Dataset):
             masks,
             target_random_mask,
             samples_per_epoch,
+            originals,
         )
 
     @property
@@ -142,12 +159,18 @@ class SceneDataset(Dataset):
         return self.samples_per_epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """One augmented example: pixels, training_mask, known_mask and is_target."""
+        """One augmented example.
+
+        Keys: ``pixels`` (float [3, R, R] in [-1, 1]), ``training_mask`` (1 = generate),
+        ``known_mask`` (0 over the target's hole), ``is_target``, ``original_size`` (int64
+        (height, width) of the image as loaded) and ``crop_top_left`` (int64 (top, left) of the
+        crop in the randomly resized image, see `CropWindow`).
+        """
         image_index = index % self.num_images
         is_target = image_index == self.num_images - 1
         pixels = self.images[image_index].float() / PIXEL_SCALE - 1.0
         holes = [self.target_hole.float()] if is_target else []
-        pixels, holes = random_resized_crop(
+        pixels, holes, crop = random_resized_crop_with_window(
             pixels, holes, self.resolution, self.max_upscale, self.hflip_probability
         )
         size = (self.resolution, self.resolution)
@@ -166,6 +189,8 @@ class SceneDataset(Dataset):
             "training_mask": training_mask,
             "known_mask": 1.0 - hole,
             "is_target": torch.tensor(is_target),
+            "original_size": torch.tensor(self.original_sizes[image_index], dtype=torch.int64),
+            "crop_top_left": torch.tensor((crop.top, crop.left), dtype=torch.int64),
         }
 
 

@@ -3,14 +3,20 @@
 `RealFillModule` only ever talks to an `InpaintingBaseModel`; a new family (SDXL inpainting, a
 transformer fill model) is a new subclass chosen by `class_path` in the config, with no change
 to the module, the data or the callbacks.
+
+Latents cross this interface in their spatial layout, [B, C, h, w] at the VAE's resolution,
+whatever the denoiser consumes: a family whose denoiser takes packed tokens (Flux) packs and
+unpacks inside `denoise`, so the masked loss weights latent cells the same way for every family.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
 from torch import nn
+from transformers import PreTrainedModel
 
 from realfill.modules.lora import LoraSettings
 
@@ -39,13 +45,30 @@ class InpaintingBaseModel(nn.Module, ABC):
 
     @abstractmethod
     def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """The pixel mask (1 = to generate) at latent resolution, as the stock pipeline makes it."""
+        """The pixel mask (1 = to generate) at latent resolution, as the stock pipeline makes it.
+
+        Spatial, [B, K, h, w]: K = 1 for the SD UNets, the 8x8 pixel blocks for Flux Fill.
+        """
 
     @abstractmethod
     def add_noise(
         self, latents: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw training timesteps; return (noisy latents, timesteps, regression target)."""
+
+    def sample_conditioning(
+        self, conditioning: Conditioning, batch: Mapping[str, torch.Tensor]
+    ) -> Conditioning:
+        """Add per-sample conditioning read from the training batch; by default none.
+
+        The batch is `SceneDataModule`'s: besides the pixels it holds each sample's
+        `original_size` and `crop_top_left` (SDXL's size and crop micro-conditioning).
+        """
+        return conditioning
+
+    def pipeline_arguments(self) -> dict:
+        """Extra keyword arguments of the pipeline call that make it sample as it was trained."""
+        return {}
 
     @abstractmethod
     def denoise(
@@ -56,7 +79,7 @@ class InpaintingBaseModel(nn.Module, ABC):
         masked_image_latents: torch.Tensor,
         conditioning: Conditioning,
     ) -> torch.Tensor:
-        """The denoiser's prediction, in the layout of the latents."""
+        """The denoiser's prediction, in the (spatial) layout of `noisy_latents`."""
 
     @abstractmethod
     def pipeline(self, scheduler: str) -> DiffusionPipeline:
@@ -73,6 +96,27 @@ class InpaintingBaseModel(nn.Module, ABC):
     @abstractmethod
     def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
         """Optimizer parameter groups of the LoRA weights, one learning rate per component."""
+
+    @property
+    @abstractmethod
+    def denoiser(self) -> nn.Module:
+        """The diffusers model that predicts noise or velocity (a UNet or a transformer)."""
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass instead of keeping them: the denoiser's
+        and those of every text encoder with trainable adapters (call after `add_lora`). Less
+        memory for about a third more compute."""
+        self.denoiser.enable_gradient_checkpointing()
+        for module in self.children():
+            trains = any(p.requires_grad for p in module.parameters())
+            if isinstance(module, PreTrainedModel) and trains:
+                module.gradient_checkpointing_enable({"use_reentrant": False})
+
+    def trainable_to_fp32(self) -> None:
+        """Hold trainable (LoRA) weights in fp32 whatever the base weights' dtype."""
+        for param in self.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
 
     def cast_frozen(self, dtype: torch.dtype) -> None:
         """Store frozen weights in the compute dtype; trainable (LoRA) weights stay fp32."""

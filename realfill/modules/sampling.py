@@ -67,6 +67,7 @@ def generate(
                 num_inference_steps=num_inference_steps,
                 guidance_scale=guidance_scale,
                 generator=[torch.Generator().manual_seed(seed) for seed in chunk],
+                **base_model.pipeline_arguments(),
             )
             results.extend(output.images)
     finally:

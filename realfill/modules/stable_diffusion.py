@@ -9,24 +9,22 @@ import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     DDPMScheduler,
+    SchedulerMixin,
     StableDiffusionInpaintPipeline,
     UNet2DConditionModel,
 )
+from diffusers.loaders.lora_base import LoraBaseMixin
 from diffusers.utils import (
     convert_state_dict_to_diffusers,
     convert_state_dict_to_peft,
     convert_unet_state_dict_to_peft,
 )
-from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
-from realfill.io import staged_directory
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
 from realfill.modules.lora import LoraSettings
-
-LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
 
 
 @dataclass
@@ -42,6 +40,10 @@ class StableDiffusionComponents:
 
 class StableDiffusionFamily(InpaintingBaseModel):
     """Shared implementation for any SD 1.x/2.x inpainting model, whatever its source."""
+
+    lora_pipeline_class: type[LoraBaseMixin] = StableDiffusionInpaintPipeline
+    """The stock pipeline whose `save_lora_weights` writes (and `load_lora_weights` reads) the
+    LoRA file."""
 
     def __init__(self, components: StableDiffusionComponents) -> None:
         super().__init__()
@@ -72,16 +74,21 @@ class StableDiffusionFamily(InpaintingBaseModel):
     def prediction_type(self) -> str:
         return self.scheduler.config.prediction_type
 
+    @property
+    def denoiser(self) -> UNet2DConditionModel:
+        return self.unet
+
+    def text_encoders(self) -> dict[str, torch.nn.Module]:
+        """The text encoders by diffusers component name (SDXL adds `text_encoder_2`)."""
+        return {"text_encoder": self.text_encoder}
+
     def add_lora(self, settings: LoraSettings) -> None:
         self.unet.add_adapter(settings.peft_config(settings.denoiser_target_modules))
         self.train_text_encoder = settings.train_text_encoder
         if settings.train_text_encoder:
-            self.text_encoder.add_adapter(
-                settings.peft_config(settings.text_encoder_target_modules)
-            )
-        for param in self.parameters():
-            if param.requires_grad:
-                param.data = param.data.float()
+            for encoder in self.text_encoders().values():
+                encoder.add_adapter(settings.peft_config(settings.text_encoder_target_modules))
+        self.trainable_to_fp32()
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         tokens = self.tokenizer(
@@ -134,81 +141,59 @@ class StableDiffusionFamily(InpaintingBaseModel):
         return self.unet(model_input, timesteps, **conditioning).sample
 
     def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionInpaintPipeline:
-        scheduler_class = getattr(diffusers, scheduler, None)
-        if scheduler_class is None or not hasattr(scheduler_class, "from_config"):
-            raise ModelLoadError(f"{scheduler!r} is not a diffusers scheduler class")
         pipe = StableDiffusionInpaintPipeline(
             vae=self.vae,
             text_encoder=self.text_encoder,
             tokenizer=self.tokenizer,
             unet=self.unet,
-            scheduler=scheduler_class.from_config(self.scheduler.config),
+            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
         )
         return pipe
 
-    def save_lora(self, directory: Path) -> None:
-        modules = {"unet": self.unet}
-        if self.train_text_encoder:
-            modules["text_encoder"] = self.text_encoder
-        layers = {
-            f"{name}_lora_layers": convert_state_dict_to_diffusers(
-                get_peft_model_state_dict(module)
+    def adapted_components(self, trained_only: bool) -> dict[str, AdaptedComponent]:
+        """The modules that carry (or may carry) adapters, by diffusers component name."""
+        components = {
+            "unet": AdaptedComponent(
+                self.unet, convert_state_dict_to_diffusers, convert_unet_state_dict_to_peft
             )
-            for name, module in modules.items()
         }
-        metadata = {
-            f"{name}_lora_adapter_metadata": inference_lora_metadata(module)
-            for name, module in modules.items()
-        }
-        with staged_directory(Path(directory)) as staging:
-            StableDiffusionInpaintPipeline.save_lora_weights(staging, **layers, **metadata)
+        if self.train_text_encoder or not trained_only:
+            for name, encoder in self.text_encoders().items():
+                components[name] = AdaptedComponent(
+                    encoder, convert_state_dict_to_diffusers, convert_state_dict_to_peft
+                )
+        return components
+
+    def save_lora(self, directory: Path) -> None:
+        save_adapters(self.lora_pipeline_class, directory, self.adapted_components(True))
 
     def load_lora(self, directory: Path) -> None:
-        path = Path(directory) / LORA_WEIGHTS_NAME
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: no LoRA weights file (expected {LORA_WEIGHTS_NAME})")
-        state = load_file(path)
-        converters = {
-            "unet": (self.unet, convert_unet_state_dict_to_peft),
-            "text_encoder": (self.text_encoder, convert_state_dict_to_peft),
-        }
-        for prefix, (module, to_peft) in converters.items():
-            part = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
-            if not part:
-                continue
-            if not hasattr(module, "peft_config"):
-                raise ModelLoadError(
-                    f"{path}: has {prefix} LoRA weights but {prefix} has no adapter"
-                )
-            result = set_peft_model_state_dict(module, to_peft(part))
-            missing = [k for k in result.missing_keys if "lora_" in k]
-            if result.unexpected_keys or missing:
-                raise ModelLoadError(
-                    f"{path}: LoRA does not fit the model's adapters (check model.lora.rank and "
-                    f"target modules; {len(result.unexpected_keys)} unexpected, "
-                    f"{len(missing)} missing keys)"
-                )
+        load_adapters(directory, self.adapted_components(False))
 
     def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
         groups = [
             {"params": [p for p in self.unet.parameters() if p.requires_grad], "lr": denoiser_lr}
         ]
-        text_params = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        text_params = [
+            p
+            for encoder in self.text_encoders().values()
+            for p in encoder.parameters()
+            if p.requires_grad
+        ]
         if text_params:
             groups.append({"params": text_params, "lr": text_encoder_lr})
         return groups
 
 
-def inference_lora_metadata(module: torch.nn.Module) -> dict:
-    """The adapter config to store beside the weights, with dropout off.
-
-    Stock diffusers leaves freshly loaded LoRA layers in training mode, so a stored dropout
-    would make every `load_lora_weights` user sample with random dropout.
-    """
-    return {**module.peft_config["default"].to_dict(), "lora_dropout": 0.0}
+def scheduler_from_name(name: str, config) -> SchedulerMixin:
+    """A diffusers scheduler, chosen by class name, over a trained model's schedule config."""
+    scheduler_class = getattr(diffusers, name, None)
+    if scheduler_class is None or not hasattr(scheduler_class, "from_config"):
+        raise ModelLoadError(f"{name!r} is not a diffusers scheduler class")
+    return scheduler_class.from_config(config)
 
 
 def load_stable_diffusion(
@@ -229,13 +214,18 @@ def load_stable_diffusion(
             ),
         )
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(
-            f"cannot load the base model {source!r} ({reason}). Point "
-            "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
-            "(e.g. from `huggingface-cli download` on a machine with network), "
-            "or try the offline example: --config configs/tiny.yaml"
-        ) from error
+        raise cannot_load(source, error) from error
+
+
+def cannot_load(source: str, error: Exception) -> ModelLoadError:
+    """The one-line error for a base model that `from_pretrained` could not load."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ModelLoadError(
+        f"cannot load the base model {source!r} ({reason}). Point "
+        "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
+        "(e.g. from `huggingface-cli download` on a machine with network), "
+        "or try the offline example: --config configs/tiny.yaml"
+    )
 
 
 class StableDiffusionInpainting(StableDiffusionFamily):

@@ -18,6 +18,38 @@ def byte_level_tokenizer(max_length: int) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
+def tiny_clip_config(vocab_size: int, width: int, max_length: int) -> CLIPTextConfig:
+    """A two-layer CLIP text encoder config over the byte-level vocabulary."""
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=width,
+        intermediate_size=2 * width,
+        projection_dim=width,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=max_length,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+
+
+def tiny_vae(block_channels: tuple[int, ...], latent_channels: int = 4, **config) -> AutoencoderKL:
+    """A one-layer-per-level VAE; `config` adds family-specific settings (scaling, shift)."""
+    depth = len(block_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * depth,
+        up_block_types=("UpDecoderBlock2D",) * depth,
+        block_out_channels=block_channels,
+        latent_channels=latent_channels,
+        layers_per_block=1,
+        norm_num_groups=min(block_channels),
+        **config,
+    )
+
+
 def build_tiny_components(
     seed: int,
     block_channels: tuple[int, ...],
@@ -29,29 +61,8 @@ def build_tiny_components(
     torch.manual_seed(seed)
     depth = len(block_channels)
     tokenizer = byte_level_tokenizer(max_prompt_length)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=text_width,
-            intermediate_size=2 * text_width,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=max_prompt_length,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * depth,
-        up_block_types=("UpDecoderBlock2D",) * depth,
-        block_out_channels=block_channels,
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=min(block_channels),
-    )
+    text_encoder = CLIPTextModel(tiny_clip_config(len(tokenizer), text_width, max_prompt_length))
+    vae = tiny_vae(block_channels)
     unet = UNet2DConditionModel(
         sample_size=64,
         in_channels=9,

@@ -1,14 +1,15 @@
 import numpy as np
 import torch
-from diffusers import StableDiffusionInpaintPipeline
 from PIL import Image
 
-from realfill.modules import RealFillModule, TinyStableDiffusionInpainting
+from realfill.modules import InpaintingBaseModel, RealFillModule
 
 SAMPLING = {"resolution": 64, "num_inference_steps": 4, "batch_size": 2, "progress": False}
 
 
-def stock_sample(pipe, target, mask, seeds, prompt) -> list[np.ndarray]:
+def stock_sample(
+    pipe, base: InpaintingBaseModel, sampling: dict, target, mask, seeds, prompt
+) -> list[np.ndarray]:
     """One stock-pipeline call per seed, as `generate` samples on the CPU."""
     return [
         np.asarray(
@@ -19,8 +20,9 @@ def stock_sample(pipe, target, mask, seeds, prompt) -> list[np.ndarray]:
                 height=64,
                 width=64,
                 num_inference_steps=SAMPLING["num_inference_steps"],
-                guidance_scale=1.0,
+                guidance_scale=sampling.get("guidance_scale", 1.0),
                 generator=[torch.Generator().manual_seed(seed)],
+                **base.pipeline_arguments(),
             ).images[0]
         )
         for seed in seeds
@@ -34,14 +36,15 @@ def realign(pipe) -> None:
     to, which changes float rounding (measured: 7e-7 in one UNet output, one pixel off by one
     after sampling). The values are unchanged; only their placement matches ours.
     """
-    for component in (pipe.unet, pipe.vae, pipe.text_encoder):
-        for param in component.parameters():
-            param.data = param.data.clone()
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            for param in component.parameters():
+                param.data = param.data.clone()
 
 
-def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(tmp_path):
+def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin, tmp_path):
     torch.manual_seed(0)
-    module = RealFillModule(TinyStableDiffusionInpainting(seed=0))
+    module = RealFillModule(plugin.build())
     with torch.no_grad():  # a trained-looking adapter
         for name, param in module.named_parameters():
             if "lora_B" in name:
@@ -53,27 +56,46 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(tmp_pa
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (16, 16, 48, 48))
     seeds = [3, 7]
-    ours = [np.asarray(im) for im in module.generate(target, mask, seeds, **SAMPLING)]
+    sampling = {**SAMPLING, **plugin.sampling}
+    ours = [np.asarray(im) for im in module.generate(target, mask, seeds, **sampling)]
 
-    TinyStableDiffusionInpainting(seed=0).pipeline().save_pretrained(tmp_path / "base")
-    stock = StableDiffusionInpaintPipeline.from_pretrained(tmp_path / "base", safety_checker=None)
+    plugin.build().pipeline().save_pretrained(tmp_path / "base")
+    stock = plugin.stock_pipeline.from_pretrained(tmp_path / "base", **plugin.stock_load_arguments)
     stock.set_progress_bar_config(disable=True)
-    base_only = stock_sample(stock, target, mask, seeds, module.prompt)
+    base = module.base_model
+    base_only = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
     stock.load_lora_weights(tmp_path / "lora")
     realign(stock)
-    with_lora = stock_sample(stock, target, mask, seeds, module.prompt)
+    with_lora = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
 
-    for mine, theirs, base in zip(ours, with_lora, base_only, strict=True):
+    for mine, theirs, base_image in zip(ours, with_lora, base_only, strict=True):
         assert np.array_equal(mine, theirs)
-        assert not np.array_equal(mine, base)
+        assert not np.array_equal(mine, base_image)
 
 
-def test_a_seed_reproduces_its_candidate_whatever_the_batch():
-    module = RealFillModule(TinyStableDiffusionInpainting(seed=0))
+def test_saved_lora_loads_back_into_a_fresh_model(plugin, tmp_path):
+    torch.manual_seed(0)
+    module = RealFillModule(plugin.build())
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.05)
+    module.save_lora(tmp_path / "lora")
+    fresh = RealFillModule(plugin.build())
+    fresh.base_model.load_lora(tmp_path / "lora")
+    trained = dict(module.named_parameters())
+    for name, param in fresh.named_parameters():
+        if param.requires_grad:
+            assert torch.equal(param, trained[name]), name
+
+
+def test_a_seed_reproduces_its_candidate_whatever_the_batch(plugin, base):
+    sampling = {**SAMPLING, **plugin.sampling}
+    module = RealFillModule(base)
     target = Image.new("RGB", (72, 64), (90, 140, 30))
     mask = Image.new("L", (72, 64), 0)
     mask.paste(255, (0, 0, 20, 64))
-    batched = module.generate(target, mask, [5, 6, 7], **SAMPLING)
-    single = module.generate(target, mask, [6], **{**SAMPLING, "batch_size": 1})
+    batched = module.generate(target, mask, [5, 6, 7], **sampling)
+    single = module.generate(target, mask, [6], **{**sampling, "batch_size": 1})
     assert batched[1].size == (72, 64)  # shorter side at the resolution, aspect kept
     assert np.array_equal(np.asarray(batched[1]), np.asarray(single[0]))

@@ -1,0 +1,324 @@
+"""Speed and memory of RealFill's two costs: LoRA fine-tuning and candidate sampling.
+
+    python benchmarks/speed.py            # full-size SD2 inpainting on a GPU; tiny on a CPU
+    python benchmarks/speed.py --scale tiny --steps 3
+
+On a GPU it builds Stable Diffusion 2 inpainting at full size from its published configs (random
+weights, no download; see `architecture.py`) and measures, in bf16 autocast with frozen weights
+stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfill.yaml` trains:
+
+- the device's bf16 matmul peak (measured here, the denominator of MFU);
+- a training step (forward, backward, AdamW) at batch 16, 512 px, LoRA rank 8: seconds,
+  samples/s, FLOPs counted by `torch.utils.flop_counter`, MFU, peak memory;
+- the same in the 24 GB profile: batch 4 with gradient checkpointing (4 of them make one
+  batch-16 step with `trainer.accumulate_grad_batches=4`);
+- the data pipeline: samples/s `SceneDataModule` delivers, against what training consumes;
+- sampling: candidates/min at 200 DDPM steps (two runs of different step counts separate the
+  per-step cost from the fixed encode/decode cost), FLOPs and MFU.
+
+Results go to `benchmarks/results/<device>-<date>.{json,md}`. On a CPU everything runs at tiny
+scale so the script cannot rot, and the results say the figures are not meaningful.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from architecture import RandomStableDiffusion2Inpainting  # noqa: E402
+
+from realfill.data import SceneDataModule  # noqa: E402
+from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCALES = {
+    "full": {"resolution": 512, "batch_size": 16, "small_batch": 4, "sampling_batch": 16},
+    "tiny": {"resolution": 64, "batch_size": 4, "small_batch": 2, "sampling_batch": 4},
+}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
+    """Mean seconds of `fn` over `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
+    """Measured dense matmul throughput in FLOP/s: the MFU denominator."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, device, repeats=20, warmup=5)
+    return 2 * size**3 / seconds
+
+
+def counted_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of `fn` (matmuls and convolutions, forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def training_batch(datamodule: SceneDataModule, batch_size: int, device: torch.device) -> dict:
+    """One real training batch (references and target, augmented, random masks)."""
+    dataset = datamodule.train_dataset
+    samples = [dataset[i] for i in range(batch_size)]
+    return {k: torch.stack([s[k] for s in samples]).to(device) for k in samples[0]}
+
+
+def measure_training(
+    module: RealFillModule,
+    batch: dict,
+    device: torch.device,
+    dtype: torch.dtype,
+    steps: int,
+    peak: float,
+) -> dict:
+    """Time, FLOPs, MFU and peak memory of one optimizer step on `batch`."""
+    optimizer = module.configure_optimizers()["optimizer"]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def step() -> None:
+        with autocast:
+            loss = module.masked_loss(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def forward_backward() -> None:
+        with autocast:
+            loss = module.masked_loss(batch)
+        loss.backward()
+        optimizer.zero_grad(set_to_none=True)
+
+    reset_peak_memory(device)
+    seconds = timed(step, device, repeats=steps, warmup=2)
+    memory = peak_memory_gib(device)
+    flops = counted_flops(forward_backward)
+    batch_size = batch["pixels"].shape[0]
+    return {
+        "batch_size": batch_size,
+        "seconds_per_step": seconds,
+        "samples_per_second": batch_size / seconds,
+        "tflop_per_step": flops / 1e12,
+        "mfu": flops / seconds / peak,
+        "peak_memory_gib": memory,
+    }
+
+
+def measure_data(datamodule: SceneDataModule, batches: int) -> float:
+    """Samples per second the training dataloader delivers (its workers included)."""
+    loader = iter(datamodule.train_dataloader())
+    next(loader)  # workers started
+    start = time.perf_counter()
+    count = sum(next(loader)["pixels"].shape[0] for _ in range(batches))
+    return count / (time.perf_counter() - start)
+
+
+def measure_sampling(
+    module: RealFillModule,
+    datamodule: SceneDataModule,
+    device: torch.device,
+    dtype: torch.dtype,
+    batch_size: int,
+    step_counts: tuple[int, int],
+    peak: float,
+    target_steps: int = 200,
+) -> dict:
+    """Candidates/min at `target_steps` DDPM steps, from two timed runs of fewer steps."""
+    scene = datamodule.scene
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    seeds = list(range(batch_size))
+
+    def sample(steps: int) -> None:
+        with autocast:
+            module.generate(
+                scene.target,
+                scene.mask,
+                seeds,
+                resolution=datamodule.resolution,
+                num_inference_steps=steps,
+                batch_size=batch_size,
+                progress=False,
+            )
+
+    few, many = step_counts
+    sample(few)  # warm-up
+    reset_peak_memory(device)
+    t_few = timed(lambda: sample(few), device, repeats=1, warmup=0)
+    t_many = timed(lambda: sample(many), device, repeats=1, warmup=0)
+    per_step = (t_many - t_few) / (many - few)
+    fixed = max(0.0, t_few - few * per_step)
+    seconds = fixed + target_steps * per_step
+    flops_few = counted_flops(lambda: sample(few))
+    flops_many = counted_flops(lambda: sample(many))
+    flops_per_step = (flops_many - flops_few) / (many - few)
+    flops = flops_few + (target_steps - few) * flops_per_step
+    return {
+        "batch_size": batch_size,
+        "denoising_steps": target_steps,
+        "seconds_per_denoising_step": per_step,
+        "fixed_seconds": fixed,
+        "seconds_per_batch": seconds,
+        "candidates_per_minute": 60 * batch_size / seconds,
+        "seconds_for_64_candidates": seconds * math.ceil(64 / batch_size),
+        "tflop_per_batch": flops / 1e12,
+        "mfu": flops / seconds / peak,
+        "peak_memory_gib": peak_memory_gib(device),
+    }
+
+
+def build_module(
+    scale: str, device: torch.device, dtype: torch.dtype, **switches
+) -> RealFillModule:
+    """RealFillModule (LoRA rank 8, text encoder adapted) on the scale's base model."""
+    base = (
+        RandomStableDiffusion2Inpainting() if scale == "full" else TinyStableDiffusionInpainting()
+    )
+    module = RealFillModule(base, **switches)
+    module.base_model.cast_frozen(dtype)
+    return module.to(device)
+
+
+def markdown(results: dict) -> str:
+    """The results as the table the README quotes."""
+    train, small, data, sample = (
+        results[k] for k in ("training", "training_24gb", "data", "sampling")
+    )
+
+    def memory(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f} GiB"
+
+    lines = [
+        f"# Speed: {results['device']} ({results['date']}, {results['scale']} scale)",
+        "",
+        results["note"],
+        "",
+        f"Measured {results['dtype']} matmul peak: {results['matmul_peak_tflops']:.1f} TFLOP/s.",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        f"| training step, batch {train['batch_size']} | {train['seconds_per_step']:.3f} s "
+        f"({train['samples_per_second']:.1f} samples/s) |",
+        f"| training FLOPs per step | {train['tflop_per_step']:.1f} TFLOP |",
+        f"| training MFU | {100 * train['mfu']:.1f}% |",
+        f"| training peak memory | {memory(train['peak_memory_gib'])} |",
+        f"| 24 GB profile: batch {small['batch_size']}, gradient checkpointing | "
+        f"{small['seconds_per_step']:.3f} s/micro-batch, MFU {100 * small['mfu']:.1f}%, "
+        f"{memory(small['peak_memory_gib'])} |",
+        f"| data pipeline | {data['samples_per_second']:.0f} samples/s delivered vs "
+        f"{train['samples_per_second']:.1f} consumed |",
+        f"| sampling, batch {sample['batch_size']}, {sample['denoising_steps']} DDPM steps | "
+        f"{sample['candidates_per_minute']:.1f} candidates/min |",
+        f"| 64 candidates | {sample['seconds_for_64_candidates']:.1f} s |",
+        f"| sampling MFU | {100 * sample['mfu']:.1f}% |",
+        f"| 2000 training steps + 64 candidates | {results['end_to_end_minutes']:.1f} min |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=["auto", "full", "tiny"], default="auto")
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps")
+    parser.add_argument("--scene", default=str(REPO / "examples" / "motorcycle"))
+    parser.add_argument("--num_workers", type=int, default=4, help="dataloader workers")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    scale = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "tiny")
+    sizes = SCALES[scale]
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
+    print(f"{name}: {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", flush=True)
+
+    datamodule = SceneDataModule(
+        args.scene,
+        resolution=sizes["resolution"],
+        batch_size=sizes["batch_size"],
+        num_workers=args.num_workers,
+    )
+    module = build_module(scale, device, dtype)
+    batch = training_batch(datamodule, sizes["batch_size"], device)
+    training = measure_training(module, batch, device, dtype, args.steps, peak)
+    print(f"training: {training}", flush=True)
+    data = {"samples_per_second": measure_data(datamodule, batches=args.steps)}
+    print(f"data: {data}", flush=True)
+    sampling = measure_sampling(
+        module, datamodule, device, dtype, sizes["sampling_batch"], (5, 15), peak
+    )
+    print(f"sampling: {sampling}", flush=True)
+    del module
+
+    small = build_module(scale, device, dtype, gradient_checkpointing=True)
+    small_batch = {k: v[: sizes["small_batch"]] for k, v in batch.items()}
+    training_24gb = measure_training(small, small_batch, device, dtype, args.steps, peak)
+    print(f"24 GB profile: {training_24gb}", flush=True)
+
+    results = {
+        "device": name,
+        "date": datetime.date.today().isoformat(),
+        "scale": scale,
+        "dtype": str(dtype).removeprefix("torch."),
+        "note": (
+            "Full-size SD2 inpainting (random weights), 512 px, LoRA rank 8."
+            if scale == "full"
+            else "Tiny model on a CPU: these figures only show the benchmark runs; they are "
+            "not meaningful for speed."
+        ),
+        "matmul_peak_tflops": peak / 1e12,
+        "training": training,
+        "training_24gb": training_24gb,
+        "data": data,
+        "sampling": sampling,
+        "end_to_end_minutes": (
+            2000 * training["seconds_per_step"] + sampling["seconds_for_64_candidates"]
+        )
+        / 60,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name.replace(' ', '_').replace('/', '_') or 'cpu'}-{results['date']}"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(results))
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""`python -m realfill.benchmark --config configs/X.yaml --benchmark DIR [--out DIR]`.
+
+For each scene of the benchmark and each method (RealFill and the baselines): complete the
+scene (RealFill: fit, then sample and select), then evaluate it against its ground truth, and
+write `<out>/report/`. Resumable scene by scene: a scene whose completions exist is not
+completed again, and its scores are reused while the metric settings are unchanged. Other
+`--section.key=value` flags go to `realfill.fit` (e.g. `--trainer.max_steps=2`).
+"""
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from realfill.baselines import IMAGE_BASELINES, write_completion
+from realfill.baselines.diffusion import run_prompt_only, run_realfill, sampling_settings
+from realfill.cli import exit_on_user_error
+from realfill.evaluate import load_metric_settings, warn_unavailable
+from realfill.evaluation.backbones import MetricSuite
+from realfill.evaluation.report import write_report, write_text
+from realfill.evaluation.results import (
+    COMPLETIONS,
+    BenchmarkError,
+    CandidateResult,
+    benchmark_scenes,
+    evaluate_scene,
+    load_candidate_results,
+    load_evaluation_scene,
+)
+
+METHODS = ("realfill", "prompt_only", "geometric", "opencv")
+"""Every method the benchmark can run, in report order."""
+SCORES_CACHE = "metrics.json"
+"""Per method and scene: the scored candidates and the metric settings they were scored with."""
+
+
+def complete_scene(method: str, options: argparse.Namespace, scene_dir: Path, root: Path) -> None:
+    """Write `<root>/completions/` for one method on one scene."""
+    if method in IMAGE_BASELINES:
+        scene = load_evaluation_scene(scene_dir)
+        write_completion(root / COMPLETIONS, IMAGE_BASELINES[method]().complete(scene), scene)
+        return
+    sampling = sampling_settings(
+        options.config,
+        {k: getattr(options, k) for k in ("num_samples", "keep", "num_inference_steps")},
+    )
+    run: Callable = run_realfill if method == "realfill" else run_prompt_only
+    run(options.config, scene_dir, root, options.fit_args, sampling)
+
+
+def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[CandidateResult]:
+    """The scene's scored candidates: from the cache if scored with the same settings."""
+    cache = out / method / scene_dir.name / SCORES_CACHE
+    key = {"settings": asdict(suite.settings), "unavailable": sorted(suite.unavailable)}
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if {k: stored.get(k) for k in key} == key:
+            return load_candidate_results(cache.with_suffix(".candidates.json"))
+    results = evaluate_scene(scene_dir, out / method, method, suite)
+    write_text(
+        json.dumps([r.row() for r in results], indent=2), cache.with_suffix(".candidates.json")
+    )
+    write_text(json.dumps(key, indent=2), cache)
+    return results
+
+
+def run(options: argparse.Namespace) -> Path:
+    """Complete and evaluate every scene with every method, then write the report."""
+    for path in options.config:
+        if not Path(path).is_file():
+            raise BenchmarkError(f"{path}: config not found")
+    scenes = benchmark_scenes(options.benchmark)
+    for scene_dir in scenes:
+        load_evaluation_scene(scene_dir)  # every scene is checked before anything runs
+    suite = MetricSuite(load_metric_settings(options.metrics_config, {}))
+    warn_unavailable(suite)
+    results: list[CandidateResult] = []
+    for scene_dir in scenes:
+        for method in options.methods:
+            root = options.out / method / scene_dir.name
+            if (root / COMPLETIONS / "scores.json").is_file():
+                print(f"{scene_dir.name} / {method}: completions exist, skipped")
+            else:
+                start = time.perf_counter()
+                complete_scene(method, options, scene_dir, root)
+                elapsed = time.perf_counter() - start
+                print(f"{scene_dir.name} / {method}: completed in {elapsed:.1f} s")
+            results += scored(method, scene_dir, options.out, suite)
+    return write_report(results, suite.unavailable, options.out / "report")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line; unknown `--section.key=value` flags are passed to realfill.fit."""
+    parse = argparse.ArgumentParser(prog="python -m realfill.benchmark", description=__doc__)
+    parse.add_argument(
+        "--config", type=Path, action="append", required=True, help="fit config(s), stacked"
+    )
+    parse.add_argument("--benchmark", type=Path, required=True, help="benchmark folder")
+    parse.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="output folder")
+    parse.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run"
+    )
+    parse.add_argument("--num_samples", type=int, default=None, help="candidates per scene")
+    parse.add_argument("--keep", type=int, default=None, help="selected candidates per scene")
+    parse.add_argument("--num_inference_steps", type=int, default=None, help="sampling steps")
+    parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
+    return parse
+
+
+def main(args: Sequence[str] | None = None) -> Path:
+    """Run the benchmark and print where the report is; user errors exit with code 2."""
+    options, fit_args = parser().parse_known_args(args)
+    bad = [arg for arg in fit_args if not arg.startswith("--")]
+    if bad:
+        parser().error(f"unrecognised arguments: {' '.join(bad)}")
+    options.fit_args = fit_args
+    with exit_on_user_error():
+        summary = run(options)
+    print(f"Report: {summary.resolve()}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""`python -m realfill.evaluate --benchmark DIR --results DIR [--out DIR]`: score completions.
+
+For every scene of the benchmark (a scene folder with `target/gt.png`), reads the completions
+a method wrote under `RESULTS/<scene>/completions/` and writes the report: a CSV per scene, a
+markdown table in the paper's column order (`summary.md`), `summary.json` and plots. Metric
+networks come from `--metrics_config` (see configs/evaluation.yaml); one that cannot be loaded
+is reported as unavailable and the others still run.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from realfill.cli import exit_on_user_error
+from realfill.evaluation.backbones import LABELS, MetricSettings, MetricSuite
+from realfill.evaluation.report import write_report
+from realfill.evaluation.results import BenchmarkError, CandidateResult, benchmark_scenes
+from realfill.evaluation.results import evaluate_scene as score_scene
+
+
+def load_metric_settings(path: Path | None, overrides: dict[str, str | None]) -> MetricSettings:
+    """Settings from a YAML file (its `metrics:` section, or the whole mapping), then the
+    command line's non-empty overrides."""
+    values: dict = {}
+    if path is not None:
+        if not Path(path).is_file():
+            raise BenchmarkError(f"{path}: metrics config not found")
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        values = loaded.get("metrics", loaded) if isinstance(loaded, dict) else None
+        if not isinstance(values, dict):
+            raise BenchmarkError(f"{path}: expected a mapping of metric settings")
+    values |= {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return MetricSettings.from_mapping(values)
+    except (TypeError, ValueError) as error:
+        raise BenchmarkError(f"{path}: {error}") from error
+
+
+def warn_unavailable(suite: MetricSuite) -> None:
+    """One stderr line per metric that cannot be computed here."""
+    for metric, reason in suite.unavailable.items():
+        print(f"realfill: warning: {LABELS[metric]} unavailable ({reason})", file=sys.stderr)
+
+
+def evaluate_benchmark(
+    benchmark: Path, results: dict[str, Path], suite: MetricSuite
+) -> list[CandidateResult]:
+    """Scored candidates of every scene of the benchmark, for every method's results folder."""
+    scenes = benchmark_scenes(benchmark)
+    return [
+        result
+        for method, folder in results.items()
+        for scene in scenes
+        for result in score_scene(scene, folder, method, suite)
+    ]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parse = argparse.ArgumentParser(prog="python -m realfill.evaluate", description=__doc__)
+    parse.add_argument("--benchmark", type=Path, required=True, help="benchmark folder")
+    parse.add_argument(
+        "--results",
+        type=Path,
+        required=True,
+        nargs="+",
+        help="results folder(s), one per method: RESULTS/<scene>/completions/",
+    )
+    parse.add_argument(
+        "--method",
+        nargs="+",
+        default=None,
+        help="method name of each results folder (default: the folder's name)",
+    )
+    parse.add_argument("--out", type=Path, default=None, help="report folder (default: report/)")
+    parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
+    parse.add_argument("--dino_model", default=None, help="DINO hub id or local folder")
+    parse.add_argument("--clip_model", default=None, help="CLIP hub id or local folder")
+    parse.add_argument("--dreamsim_cache_dir", default=None, help="DreamSim weights folder")
+    parse.add_argument("--device", default=None, help="device for the metric networks")
+    return parse
+
+
+def main(args: Sequence[str] | None = None) -> Path:
+    """Evaluate, write the report and print where it is; user errors exit with code 2."""
+    options = parser().parse_args(args)
+    with exit_on_user_error():
+        methods = options.method or [folder.name for folder in options.results]
+        if len(methods) != len(options.results):
+            raise BenchmarkError(
+                f"{len(methods)} --method names for {len(options.results)} folders"
+            )
+        overrides = {
+            key: getattr(options, key)
+            for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device")
+        }
+        suite = MetricSuite(load_metric_settings(options.metrics_config, overrides))
+        warn_unavailable(suite)
+        results = dict(zip(methods, options.results, strict=True))
+        scored = evaluate_benchmark(options.benchmark, results, suite)
+        summary = write_report(scored, suite.unavailable, options.out or Path("report"))
+    print(f"Report: {summary.resolve()}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""The six metrics of the paper, with their networks loaded from a hub id or a local folder.
+
+A metric whose network cannot be loaded here (no network, no such folder, a package that is
+not installed) is *unavailable*: it is reported as such, with the reason, never as a number,
+and the other metrics still run.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import torch
+from PIL import Image
+
+from realfill.evaluation.metrics import (
+    cosine_similarity,
+    image_to_tensor,
+    mask_to_bool,
+    masked_perceptual,
+    masked_psnr,
+    masked_ssim,
+)
+
+METRICS = ("psnr", "ssim", "lpips", "dreamsim", "dino", "clip")
+"""Metric names, in the paper's column order."""
+LABELS = {
+    "psnr": "PSNR ↑",
+    "ssim": "SSIM ↑",
+    "lpips": "LPIPS ↓",
+    "dreamsim": "DreamSim ↓",
+    "dino": "DINO ↑",
+    "clip": "CLIP ↑",
+}
+"""Column titles, with the direction in which a value is better."""
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "dreamsim": False}
+HIGHER_IS_BETTER |= {"dino": True, "clip": True}
+"""Whether a larger value of each metric means a better completion."""
+REASON_LENGTH = 240
+"""An unavailability reason is cut to this many characters, to stay one line."""
+
+Scorer = Callable[[Image.Image, Image.Image, Image.Image], float]
+"""(completion, ground truth, mask) -> metric value."""
+
+
+@dataclass
+class MetricSettings:
+    """Where each metric's network comes from (a hub id or a local folder)."""
+
+    lpips_net: str = "alex"
+    """torchmetrics LPIPS backbone: "alex", "vgg" or "squeeze" (torchvision ImageNet weights)."""
+    dreamsim_type: str = "ensemble"
+    """DreamSim model type ("ensemble", "dino_vitb16", "open_clip_vitb32", ...)."""
+    dreamsim_cache_dir: str | None = None
+    """Folder holding (or receiving) the DreamSim weights; default the dreamsim package's."""
+    dino_model: str = "facebook/dino-vits16"
+    """DINO ViT-S/16 or B/16: hub id or local folder with the model and image processor."""
+    clip_model: str = "openai/clip-vit-base-patch16"
+    """CLIP: hub id or local folder with the vision model and image processor."""
+    device: str = "cpu"
+    """Device the networks run on."""
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> "MetricSettings":
+        """Settings from a config mapping; an unknown key is a ValueError naming it."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text[:REASON_LENGTH]
+
+
+def low_level(function: Callable[..., float]) -> Scorer:
+    """A masked tensor metric as a scorer on images."""
+
+    def score(completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
+        return function(image_to_tensor(completion), image_to_tensor(truth), mask_to_bool(mask))
+
+    return score
+
+
+def load_lpips(net: str, device: str) -> Scorer:
+    """LPIPS (torchmetrics) inside the mask; needs torchvision and its ImageNet weights."""
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).to(device).eval()
+
+    @torch.no_grad()
+    def distance(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        metric.reset()
+        return metric(first.to(device), second.to(device))
+
+    def score(completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
+        return masked_perceptual(
+            image_to_tensor(completion), image_to_tensor(truth), mask_to_bool(mask), distance
+        )
+
+    return score
+
+
+class EmbeddingCosine:
+    """Whole-image similarity: the cosine of two images' embeddings from a transformers model."""
+
+    def __init__(self, embed: Callable[[Image.Image], torch.Tensor]) -> None:
+        """
+        Args:
+            embed: Maps an RGB image to its embedding vector.
+        """
+        self.embed = embed
+
+    def __call__(self, completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
+        return cosine_similarity(self.embed(completion), self.embed(truth))
+
+
+def load_dino(source: str, device: str) -> Scorer:
+    """DINO: cosine of the CLS tokens of a ViT (e.g. facebook/dino-vits16) and its processor."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    processor = AutoImageProcessor.from_pretrained(source)
+    model = AutoModel.from_pretrained(source).to(device).eval()
+
+    @torch.no_grad()
+    def embed(image: Image.Image) -> torch.Tensor:
+        pixels = processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"]
+        return model(pixel_values=pixels.to(device)).last_hidden_state[:, 0]
+
+    return EmbeddingCosine(embed)
+
+
+def load_clip(source: str, device: str) -> Scorer:
+    """CLIP: cosine of the projected image embeddings (CLIPVisionModelWithProjection)."""
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    processor = CLIPImageProcessor.from_pretrained(source)
+    model = CLIPVisionModelWithProjection.from_pretrained(source).to(device).eval()
+
+    @torch.no_grad()
+    def embed(image: Image.Image) -> torch.Tensor:
+        pixels = processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"]
+        return model(pixel_values=pixels.to(device)).image_embeds
+
+    return EmbeddingCosine(embed)
+
+
+def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Scorer:
+    """DreamSim distance from the dreamsim package (its weights download on first use)."""
+    from dreamsim import dreamsim
+
+    options = {"cache_dir": cache_dir} if cache_dir else {}
+    model, preprocess = dreamsim(
+        pretrained=True, dreamsim_type=dreamsim_type, device=device, **options
+    )
+
+    @torch.no_grad()
+    def score(completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
+        first = preprocess(completion.convert("RGB")).to(device)
+        second = preprocess(truth.convert("RGB")).to(device)
+        return float(model(first, second).reshape(-1)[0])
+
+    return score
+
+
+def from_source(load: Callable[[str, str], Scorer], source: str, device: str) -> Scorer:
+    """`load(source, device)`, failing with a short reason that names the source."""
+    try:
+        return load(source, device)
+    except Exception as error:  # hub, file and weight errors
+        raise OSError(f"cannot load {source!r} ({type(error).__name__})") from error
+
+
+def metric_loaders(settings: MetricSettings) -> dict[str, Callable[[], Scorer]]:
+    """How to build each metric's scorer under `settings`, in the paper's column order."""
+    return {
+        "psnr": lambda: low_level(masked_psnr),
+        "ssim": lambda: low_level(masked_ssim),
+        "lpips": lambda: load_lpips(settings.lpips_net, settings.device),
+        "dreamsim": lambda: load_dreamsim(
+            settings.dreamsim_type, settings.dreamsim_cache_dir, settings.device
+        ),
+        "dino": lambda: from_source(load_dino, settings.dino_model, settings.device),
+        "clip": lambda: from_source(load_clip, settings.clip_model, settings.device),
+    }
+
+
+class MetricSuite:
+    """Every metric that can be loaded here; the others are listed with the reason."""
+
+    def __init__(
+        self,
+        settings: MetricSettings | None = None,
+        loaders: dict[str, Callable[[], Scorer]] | None = None,
+    ) -> None:
+        """
+        Args:
+            settings: Where the networks come from; default `MetricSettings()`.
+            loaders: Scorer builders by metric name; default `metric_loaders(settings)`.
+        """
+        self.settings = settings or MetricSettings()
+        self.scorers: dict[str, Scorer] = {}
+        self.unavailable: dict[str, str] = {}
+        for name, load in (loaders or metric_loaders(self.settings)).items():
+            try:
+                self.scorers[name] = load()
+            except Exception as error:  # hub, file, import and weight errors all mean the same
+                self.unavailable[name] = one_line(error)
+
+    @property
+    def names(self) -> list[str]:
+        """Every metric, available or not, in column order."""
+        return [*self.scorers, *self.unavailable]
+
+    def score(
+        self, completion: Image.Image, truth: Image.Image, mask: Image.Image
+    ) -> dict[str, float | None]:
+        """Each metric's value for one completion; None for an unavailable metric."""
+        if completion.size != truth.size:
+            raise ValueError(f"completion is {completion.size}, ground truth {truth.size}")
+        values: dict[str, float | None] = dict.fromkeys(self.unavailable)
+        for name, scorer in self.scorers.items():
+            values[name] = scorer(completion, truth, mask)
+        return values

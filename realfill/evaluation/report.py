@@ -1,0 +1,185 @@
+"""Aggregate scored candidates and write the report: CSVs, a markdown table, JSON and plots."""
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from realfill.evaluation.backbones import HIGHER_IS_BETTER, LABELS, METRICS
+from realfill.evaluation.results import CandidateResult
+
+UNAVAILABLE = "unavailable"
+"""How a metric whose network could not be loaded is written, instead of a number."""
+DECIMALS = {"psnr": 2}
+"""Decimals shown per metric in the table; the others get `DEFAULT_DECIMALS`."""
+DEFAULT_DECIMALS = 3
+"""Decimals of the [0, 1]-ranged metrics."""
+GEOMETRIC, FLOOR = "geometric", "opencv"
+"""The geometric reference baseline and the classical single-image floor it must beat."""
+
+Means = dict[str, float | None]
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write text through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="") as file:
+            file.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    """Arithmetic mean; None if any value is unavailable (None) or there are none."""
+    if not values or any(v is None for v in values):
+        return None
+    return math.fsum(values) / len(values)
+
+
+def scene_means(results: Sequence[CandidateResult]) -> dict[tuple[str, str], Means]:
+    """Per (method, scene): each metric averaged over the selected candidates (all of them if
+    none is marked selected)."""
+    groups: dict[tuple[str, str], list[CandidateResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.method, result.scene)].append(result)
+    means = {}
+    for key, group in groups.items():
+        chosen = [r for r in group if r.selected] or group
+        means[key] = {m: mean([r.metrics.get(m) for r in chosen]) for m in METRICS}
+    return means
+
+
+def method_means(per_scene: dict[tuple[str, str], Means]) -> dict[str, Means]:
+    """Per method: each metric averaged over its scenes (scenes weigh equally, as in Table 1)."""
+    groups: dict[str, list[Means]] = defaultdict(list)
+    for (method, _), values in per_scene.items():
+        groups[method].append(values)
+    return {
+        method: {m: mean([v[m] for v in rows]) for m in METRICS} for method, rows in groups.items()
+    }
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A metric value for a table: 'unavailable', 'inf' or a rounded number."""
+    if value is None:
+        return UNAVAILABLE
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{DECIMALS.get(metric, DEFAULT_DECIMALS)}f}"
+
+
+def markdown_table(rows: dict[str, Means], first_column: str) -> str:
+    """A markdown table, one row per key, metric columns in the paper's order."""
+    header = f"| {first_column} | " + " | ".join(LABELS[m] for m in METRICS) + " |"
+    rule = "|---" * (len(METRICS) + 1) + "|"
+    lines = [header, rule]
+    for name, values in rows.items():
+        cells = " | ".join(format_value(m, values[m]) for m in METRICS)
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines)
+
+
+def floor_comparison(per_scene: dict[tuple[str, str], Means]) -> list[str]:
+    """For each scene with both, whether the geometric baseline's masked PSNR beats the
+    OpenCV floor's."""
+    lines = []
+    for (method, scene), values in sorted(per_scene.items()):
+        floor = per_scene.get((FLOOR, scene))
+        if method != GEOMETRIC or floor is None:
+            continue
+        ours, theirs = values["psnr"], floor["psnr"]
+        beats = ours is not None and theirs is not None and ours > theirs
+        lines.append(
+            f"- {scene}: geometric baseline masked PSNR {format_value('psnr', ours)} dB vs "
+            f"OpenCV floor {format_value('psnr', theirs)} dB: "
+            f"{'beats the floor' if beats else 'does NOT beat the floor'}"
+        )
+    return lines
+
+
+def candidates_csv(results: Sequence[CandidateResult]) -> str:
+    """One CSV row per candidate: method, seed, score, rank, selected, file, metrics."""
+    buffer = io.StringIO()
+    columns = ["method", "scene", "seed", "score", "rank", "selected", "file", *METRICS]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for result in results:
+        row = result.row()
+        writer.writerow({**row, **{m: format_value(m, row.get(m)) for m in METRICS}})
+    return buffer.getvalue()
+
+
+def summary_markdown(
+    results: Sequence[CandidateResult], unavailable: dict[str, str], plots: Sequence[str]
+) -> str:
+    """The report: the benchmark table, the per-scene table, unavailable metrics, the
+    geometric-vs-floor check and the plots."""
+    per_scene = scene_means(results)
+    by_scene = {
+        f"{s} / {m}": per_scene[(m, s)] for m, s in sorted(per_scene, key=lambda k: k[::-1])
+    }
+    directions = ", ".join(
+        f"{LABELS[m].split()[0]} {'higher' if HIGHER_IS_BETTER[m] else 'lower'}" for m in METRICS
+    )
+    parts = [
+        "# Evaluation report",
+        "",
+        "PSNR, SSIM and LPIPS compare the masked region only; DreamSim, DINO and CLIP the "
+        f"whole image. Better: {directions}. Each scene's value is the mean over its selected "
+        "candidates (ranked/); the benchmark's is the mean over scenes.",
+        "",
+        "## Benchmark",
+        "",
+        markdown_table(method_means(per_scene), "method"),
+        "",
+        "## Per scene",
+        "",
+        markdown_table(by_scene, "scene / method"),
+    ]
+    if unavailable:
+        parts += ["", "## Unavailable metrics", ""]
+        parts += [f"- {LABELS[m]}: {UNAVAILABLE} ({reason})" for m, reason in unavailable.items()]
+    comparison = floor_comparison(per_scene)
+    if comparison:
+        parts += ["", "## Geometric baseline vs the OpenCV floor (masked PSNR)", "", *comparison]
+    if plots:
+        parts += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots]]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    results: Sequence[CandidateResult], unavailable: dict[str, str], out: Path
+) -> Path:
+    """Write `<out>/<scene>.csv` per scene, `summary.md`, `summary.json` and `plots/`;
+    return the markdown file's path."""
+    from realfill.evaluation.plots import write_plots
+
+    out = Path(out)
+    by_scene: dict[str, list[CandidateResult]] = defaultdict(list)
+    for result in results:
+        by_scene[result.scene].append(result)
+    for scene, rows in by_scene.items():
+        write_text(candidates_csv(rows), out / f"{scene}.csv")
+    plots = write_plots(results, scene_means(results), out / "plots")
+    relative = [str(Path(p).relative_to(out)) for p in plots]
+    summary = out / "summary.md"
+    write_text(summary_markdown(results, unavailable, relative), summary)
+    per_scene = scene_means(results)
+    data = {
+        "methods": method_means(per_scene),
+        "scenes": [{"method": m, "scene": s, **v} for (m, s), v in per_scene.items()],
+        "unavailable": unavailable,
+        "floor_comparison": floor_comparison(per_scene),
+    }
+    write_text(json.dumps(data, indent=2, default=str), out / "summary.json")
+    return summary

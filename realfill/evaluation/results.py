@@ -1,0 +1,140 @@
+"""A benchmark on disk (scenes with ground truth) and the completions a method wrote for it.
+
+Benchmark::
+
+    BENCHMARK/<scene>/ref/*, target/target.png, target/mask.png, target/gt.png
+
+Results (what `realfill.sample`, `CompleteTarget` and the baselines write)::
+
+    RESULTS/<scene>/completions/scores.json          seed, score, rank, file of each candidate
+    RESULTS/<scene>/completions/candidates/*.png     every candidate
+    RESULTS/<scene>/completions/ranked/rankNN_seedNNNNN.png   the selected ones
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from realfill.data import Scene, load_image, load_scene
+from realfill.errors import RealFillError
+from realfill.evaluation.backbones import MetricSuite
+
+COMPLETIONS = "completions"
+"""Folder of a scene's results that holds its candidates."""
+RANKED_NAME = re.compile(r"rank(\d+)_seed(\d+)\.png")
+"""File names in ranked/: rank and seed of a selected candidate."""
+
+
+class BenchmarkError(RealFillError):
+    """A benchmark folder, or a results folder for it, is missing files or malformed."""
+
+
+@dataclass
+class CandidateResult:
+    """One scored candidate of one scene and method."""
+
+    method: str
+    scene: str
+    seed: int
+    score: float
+    rank: int
+    selected: bool
+    file: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def row(self) -> dict:
+        """A flat record for CSV and JSON."""
+        fixed = {k: getattr(self, k) for k in ("method", "scene", "seed", "score", "rank")}
+        return {**fixed, "selected": self.selected, "file": self.file, **self.metrics}
+
+
+def benchmark_scenes(benchmark: Path) -> list[Path]:
+    """Scene folders of a benchmark (sub-folders with a target/ folder), sorted by name."""
+    benchmark = Path(benchmark)
+    if not benchmark.is_dir():
+        raise BenchmarkError(f"{benchmark}: benchmark folder does not exist")
+    scenes = sorted(p for p in benchmark.iterdir() if (p / "target").is_dir())
+    if not scenes:
+        raise BenchmarkError(f"{benchmark}: no scenes (sub-folders with target/) in the benchmark")
+    return scenes
+
+
+def load_evaluation_scene(scene_dir: Path) -> Scene:
+    """A scene that must have its ground truth."""
+    scene = load_scene(scene_dir)
+    if scene.ground_truth is None:
+        raise BenchmarkError(f"{scene_dir / 'target' / 'gt.png'}: missing ground truth")
+    return scene
+
+
+def read_scores(completions: Path) -> list[dict]:
+    """The records of scores.json, or a one-line error naming the file."""
+    path = completions / "scores.json"
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: missing (no completions; run realfill.sample or a baseline)")
+    try:
+        records = json.loads(path.read_text())
+        return [{k: r[k] for k in ("seed", "score", "rank", "file")} for r in records]
+    except (ValueError, KeyError, TypeError) as error:
+        raise BenchmarkError(f"{path}: not a scores.json list of seed/score/rank/file") from error
+
+
+def selected_seeds(completions: Path) -> set[int]:
+    """Seeds of the candidates in ranked/ (the selection)."""
+    ranked = completions / "ranked"
+    if not ranked.is_dir():
+        raise BenchmarkError(f"{ranked}: missing (no selected completions)")
+    matches = (RANKED_NAME.fullmatch(p.name) for p in ranked.iterdir())
+    return {int(m.group(2)) for m in matches if m}
+
+
+def evaluate_scene(
+    scene_dir: Path, results: Path, method: str, suite: MetricSuite, progress: bool = True
+) -> list[CandidateResult]:
+    """Score every candidate a method wrote for one scene against its ground truth."""
+    scene = load_evaluation_scene(scene_dir)
+    completions = Path(results) / scene.name / COMPLETIONS
+    records, selected = read_scores(completions), selected_seeds(completions)
+    out = []
+    for record in tqdm(records, desc=f"{method}/{scene.name}", disable=not progress):
+        path = completions / record["file"]
+        image = load_image(path)
+        if image.size != scene.ground_truth.size:
+            raise BenchmarkError(
+                f"{path}: completion is {image.width}x{image.height}, the ground truth "
+                f"{scene.ground_truth.width}x{scene.ground_truth.height}"
+            )
+        metrics = suite.score(image, scene.ground_truth, scene.mask)
+        out.append(
+            CandidateResult(
+                method,
+                scene.name,
+                int(record["seed"]),
+                float(record["score"]),
+                int(record["rank"]),
+                int(record["seed"]) in selected,
+                str(path),
+                metrics,
+            )
+        )
+    return out
+
+
+def save_candidate_results(results: list[CandidateResult], path: Path) -> None:
+    """Cache one scene's scored candidates as JSON (atomic write)."""
+    from realfill.evaluation.report import write_text
+
+    write_text(json.dumps([r.row() for r in results], indent=2), path)
+
+
+def load_candidate_results(path: Path) -> list[CandidateResult]:
+    """Scored candidates cached by `save_candidate_results`."""
+    keys = ("method", "scene", "seed", "score", "rank", "selected", "file")
+    out = []
+    for row in json.loads(Path(path).read_text()):
+        metrics = {k: v for k, v in row.items() if k not in keys}
+        out.append(CandidateResult(*(row[k] for k in keys), metrics=metrics))
+    return out

@@ -1,0 +1,314 @@
+"""FLUX.1 Fill (a rectified-flow transformer fill model) as a base-model plug-in.
+
+What differs from the SD family, all kept inside this class: latents are shifted and scaled by
+the VAE's `shift_factor`, the transformer reads 2x2 patches of them packed into tokens (with the
+masked image's latents and the pixel mask, 8x8 blocks folded into channels, concatenated along
+the features), training is flow matching (noisy = (1 - sigma) x + sigma noise, the target is the
+velocity noise - x, as `FlowMatchEulerDiscreteScheduler` integrates it), the text is a CLIP
+pooled vector plus T5 tokens, and the distilled guidance strength is an input of the model.
+
+Latents cross the plug-in interface unpacked, [B, C, h, w], so `RealFillModule`'s known-region
+loss weight applies to them exactly as for SD: the target's hole never reaches the loss.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    FlowMatchEulerDiscreteScheduler,
+    FluxFillPipeline,
+    FluxTransformer2DModel,
+)
+from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
+from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
+
+from realfill.errors import ModelLoadError
+from realfill.modules.base_model import Conditioning, InpaintingBaseModel
+from realfill.modules.lora import LoraSettings
+from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
+from realfill.modules.stable_diffusion import cannot_load, scheduler_from_name
+
+PATCH = 2
+"""Flux packs 2x2 latent cells into one token."""
+
+TIMESTEP_SCALE = 1000.0
+"""The scheduler's timesteps are sigma x 1000; the transformer takes sigma."""
+
+
+@dataclass
+class FluxFillComponents:
+    """The parts of a FLUX.1 Fill checkpoint that training and sampling use."""
+
+    vae: AutoencoderKL
+    transformer: FluxTransformer2DModel
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    text_encoder_2: T5EncoderModel
+    tokenizer_2: T5TokenizerFast
+    scheduler: FlowMatchEulerDiscreteScheduler
+
+
+def pack(latents: torch.Tensor) -> torch.Tensor:
+    """[B, C, h, w] -> [B, h/2 * w/2, 4C] tokens of 2x2 patches, as the Flux pipelines pack."""
+    b, c, h, w = latents.shape
+    patches = latents.view(b, c, h // PATCH, PATCH, w // PATCH, PATCH).permute(0, 2, 4, 1, 3, 5)
+    return patches.reshape(b, (h // PATCH) * (w // PATCH), c * PATCH * PATCH)
+
+
+def unpack(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The inverse of `pack`: [B, h/2 * w/2, 4C] -> [B, C, h, w]."""
+    b, _, features = tokens.shape
+    channels = features // (PATCH * PATCH)
+    patches = tokens.view(b, height // PATCH, width // PATCH, channels, PATCH, PATCH)
+    return patches.permute(0, 3, 1, 4, 2, 5).reshape(b, channels, height, width)
+
+
+def token_positions(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[h/2 * w/2, 3] rotary position ids (0, row, column) of the packed image tokens."""
+    rows, cols = height // PATCH, width // PATCH
+    ids = torch.zeros(rows, cols, 3, device=device)
+    ids[..., 1] = torch.arange(rows, device=device)[:, None]
+    ids[..., 2] = torch.arange(cols, device=device)[None, :]
+    return ids.reshape(rows * cols, 3)
+
+
+class FluxFillFamily(InpaintingBaseModel):
+    """Shared implementation for any FLUX.1 Fill model, whatever its source."""
+
+    def __init__(
+        self, components: FluxFillComponents, guidance: float, max_sequence_length: int
+    ) -> None:
+        super().__init__()
+        self.vae = components.vae
+        self.transformer = components.transformer
+        self.text_encoder = components.text_encoder
+        self.tokenizer = components.tokenizer
+        self.text_encoder_2 = components.text_encoder_2
+        self.tokenizer_2 = components.tokenizer_2
+        self.scheduler = components.scheduler
+        for module in (self.vae, self.transformer, self.text_encoder, self.text_encoder_2):
+            module.requires_grad_(False)
+        self.guidance = guidance
+        self.max_sequence_length = max_sequence_length
+        self.train_text_encoder = False
+        self._check_fill_channels()
+
+    def _check_fill_channels(self) -> None:
+        """The transformer must read noisy latents, masked-image latents and the folded mask."""
+        latent_tokens = self.vae.config.latent_channels * PATCH * PATCH
+        mask_tokens = self.vae_scale_factor**2 * PATCH * PATCH
+        expected = 2 * latent_tokens + mask_tokens
+        if self.transformer.config.in_channels != expected:
+            raise ModelLoadError(
+                f"the transformer reads {self.transformer.config.in_channels} channels; a Fill "
+                f"model ({expected}: latents, masked-image latents, mask) is needed"
+            )
+
+    @property
+    def denoiser(self) -> FluxTransformer2DModel:
+        return self.transformer
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.vae_scale_factor * PATCH
+
+    def add_lora(self, settings: LoraSettings) -> None:
+        self.transformer.add_adapter(settings.peft_config(settings.denoiser_target_modules))
+        self.train_text_encoder = settings.train_text_encoder
+        if settings.train_text_encoder:  # the CLIP encoder; T5 stays frozen
+            self.text_encoder.add_adapter(
+                settings.peft_config(settings.text_encoder_target_modules)
+            )
+        self.trainable_to_fp32()
+
+    def encode_prompt(self, prompts: list[str]) -> Conditioning:
+        """CLIP's pooled vector and T5's token states, padded as the stock pipeline pads."""
+        clip_tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.text_encoder.device)
+        t5_tokens = self.tokenizer_2(
+            prompts,
+            padding="max_length",
+            max_length=self.max_sequence_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.text_encoder_2.device)
+        with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
+            pooled = self.text_encoder(clip_tokens).pooler_output
+        with torch.no_grad():
+            states = self.text_encoder_2(t5_tokens)[0]
+        return {"encoder_hidden_states": states, "pooled_projections": pooled}
+
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample()
+        return (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+
+    def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Each latent cell's f x f pixel mask folded into f^2 channels: [B, f^2, h, w]."""
+        f = self.vae_scale_factor
+        b, _, height, width = mask.shape
+        blocks = mask[:, 0].reshape(b, height // f, f, width // f, f).permute(0, 2, 4, 1, 3)
+        return blocks.reshape(b, f * f, height // f, width // f)
+
+    def add_noise(
+        self, latents: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rectified flow at a uniformly drawn training sigma; the target is noise - latents."""
+        steps = self.scheduler.config.num_train_timesteps
+        index = torch.randint(0, steps, (latents.shape[0],))
+        sigmas = self.scheduler.sigmas[index].to(latents.device, torch.float32)
+        sigma = sigmas.view(-1, 1, 1, 1)
+        noisy = ((1.0 - sigma) * latents.float() + sigma * noise.float()).to(latents.dtype)
+        return noisy, sigmas * TIMESTEP_SCALE, noise - latents
+
+    def denoise(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor,
+        masked_image_latents: torch.Tensor,
+        conditioning: Conditioning,
+    ) -> torch.Tensor:
+        """Pack, run the transformer, unpack: the velocity in the latents' spatial layout."""
+        batch, _, height, width = noisy_latents.shape
+        device = noisy_latents.device
+        tokens = torch.cat([pack(noisy_latents), pack(masked_image_latents), pack(mask)], dim=2)
+        guidance = None
+        if self.transformer.config.guidance_embeds:
+            guidance = torch.full((batch,), self.guidance, device=device, dtype=torch.float32)
+        text = conditioning["encoder_hidden_states"]
+        velocity = self.transformer(
+            hidden_states=tokens.to(self.transformer.dtype),
+            timestep=(timesteps / TIMESTEP_SCALE).to(noisy_latents.dtype),
+            guidance=guidance,
+            pooled_projections=conditioning["pooled_projections"],
+            encoder_hidden_states=text,
+            txt_ids=torch.zeros(text.shape[1], 3, device=device),
+            img_ids=token_positions(height, width, device),
+            return_dict=False,
+        )[0]
+        return unpack(velocity, height, width)
+
+    def pipeline(self, scheduler: str = "FlowMatchEulerDiscreteScheduler") -> FluxFillPipeline:
+        sampler = scheduler_from_name(scheduler, self.scheduler.config)
+        if not isinstance(sampler, FlowMatchEulerDiscreteScheduler):
+            raise ModelLoadError(
+                f"Flux Fill samples with FlowMatchEulerDiscreteScheduler, not {scheduler!r} "
+                "(set the sampling callback's scheduler)"
+            )
+        return FluxFillPipeline(
+            scheduler=sampler,
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            tokenizer=self.tokenizer,
+            text_encoder_2=self.text_encoder_2,
+            tokenizer_2=self.tokenizer_2,
+            transformer=self.transformer,
+        )
+
+    def pipeline_arguments(self) -> dict:
+        """T5 padding as in training."""
+        return {"max_sequence_length": self.max_sequence_length}
+
+    def adapted_components(self, trained_only: bool) -> dict[str, AdaptedComponent]:
+        """The modules that carry (or may carry) adapters, by diffusers component name."""
+        components = {"transformer": AdaptedComponent(self.transformer)}
+        if self.train_text_encoder or not trained_only:
+            components["text_encoder"] = AdaptedComponent(
+                self.text_encoder, convert_state_dict_to_diffusers, convert_state_dict_to_peft
+            )
+        return components
+
+    def save_lora(self, directory) -> None:
+        save_adapters(FluxFillPipeline, directory, self.adapted_components(True))
+
+    def load_lora(self, directory) -> None:
+        load_adapters(directory, self.adapted_components(False))
+
+    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
+        groups = [
+            {
+                "params": [p for p in self.transformer.parameters() if p.requires_grad],
+                "lr": denoiser_lr,
+            }
+        ]
+        text_params = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        if text_params:
+            groups.append({"params": text_params, "lr": text_encoder_lr})
+        return groups
+
+
+def load_flux_fill(
+    source: str, revision: str | None, variant: str | None, dtype: torch.dtype
+) -> FluxFillComponents:
+    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
+    weights = {"revision": revision, "variant": variant, "torch_dtype": dtype}
+    try:
+        return FluxFillComponents(
+            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
+            transformer=FluxTransformer2DModel.from_pretrained(
+                source, subfolder="transformer", **weights
+            ),
+            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
+            tokenizer=CLIPTokenizer.from_pretrained(
+                source, subfolder="tokenizer", revision=revision
+            ),
+            text_encoder_2=T5EncoderModel.from_pretrained(
+                source, subfolder="text_encoder_2", **weights
+            ),
+            tokenizer_2=T5TokenizerFast.from_pretrained(
+                source, subfolder="tokenizer_2", revision=revision
+            ),
+            scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(
+                source, subfolder="scheduler", revision=revision
+            ),
+        )
+    except (OSError, ValueError) as error:
+        raise cannot_load(source, error) from error
+
+
+class FluxFillInpainting(FluxFillFamily):
+    """A pretrained FLUX.1 Fill checkpoint from the hub or a local folder."""
+
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str = "black-forest-labs/FLUX.1-Fill-dev",
+        revision: str | None = None,
+        variant: str | None = None,
+        load_dtype: str = "bfloat16",
+        guidance: float = 30.0,
+        max_sequence_length: int = 512,
+    ) -> None:
+        """
+        Args:
+            pretrained_model_name_or_path: Hub id or local folder of a diffusers FLUX.1 Fill
+                checkpoint (vae/, transformer/, text_encoder/, text_encoder_2/, tokenizer/,
+                tokenizer_2/, scheduler/). The dev weights are gated: accept the licence on
+                the hub first.
+            revision: Hub revision (branch, tag or commit).
+            variant: Weight file variant.
+            load_dtype: torch dtype the weights are loaded in ("bfloat16", "float32"); fp32
+                needs about 48 GB of host memory for the transformer alone.
+            guidance: Distilled guidance strength fed to the transformer while training
+                (FluxFillPipeline samples with 30 by default; set the sampling callback's
+                guidance_scale to match).
+            max_sequence_length: T5 prompt length in tokens, in training and sampling.
+        """
+        dtype = getattr(torch, load_dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"load_dtype must name a torch dtype, got {load_dtype!r}")
+        super().__init__(
+            load_flux_fill(pretrained_model_name_or_path, revision, variant, dtype),
+            guidance,
+            max_sequence_length,
+        )

@@ -1,0 +1,93 @@
+"""Saving and loading peft LoRA adapters in the diffusers format, for any base-model family.
+
+A family lists its adapted components by their diffusers pipeline name (`unet`,
+`text_encoder`, `text_encoder_2`, `transformer`) with the key conversions its pipeline's
+`save_lora_weights` / `load_lora_weights` expect; the file is then the one stock diffusers
+writes and reads.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers.loaders.lora_base import LoraBaseMixin
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
+
+from realfill.errors import ModelLoadError
+from realfill.io import staged_directory
+
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+"""The file name stock diffusers writes and looks for first."""
+
+StateDict = dict[str, torch.Tensor]
+
+
+def unchanged(state: StateDict) -> StateDict:
+    """The identity key conversion (peft keys are what the pipeline stores, e.g. Flux)."""
+    return state
+
+
+@dataclass
+class AdaptedComponent:
+    """One module carrying a peft adapter, and how its keys map to and from the saved file."""
+
+    module: torch.nn.Module
+    """The adapted module (UNet, transformer or text encoder)."""
+    to_saved: Callable[[StateDict], StateDict] = unchanged
+    """Converts peft adapter keys to the keys the pipeline's `save_lora_weights` expects."""
+    to_peft: Callable[[StateDict], StateDict] = unchanged
+    """Converts saved keys (prefix removed) back to peft adapter keys."""
+
+
+def inference_lora_metadata(module: torch.nn.Module) -> dict:
+    """The adapter config to store beside the weights, with dropout off.
+
+    Stock diffusers leaves freshly loaded LoRA layers in training mode, so a stored dropout
+    would make every `load_lora_weights` user sample with random dropout.
+    """
+    return {**module.peft_config["default"].to_dict(), "lora_dropout": 0.0}
+
+
+def save_adapters(
+    pipeline_class: type[LoraBaseMixin], directory: Path, components: dict[str, AdaptedComponent]
+) -> None:
+    """Write every component's adapter with `pipeline_class.save_lora_weights`, atomically."""
+    layers = {
+        f"{name}_lora_layers": part.to_saved(get_peft_model_state_dict(part.module))
+        for name, part in components.items()
+    }
+    metadata = {
+        f"{name}_lora_adapter_metadata": inference_lora_metadata(part.module)
+        for name, part in components.items()
+    }
+    with staged_directory(Path(directory)) as staging:
+        pipeline_class.save_lora_weights(staging, **layers, **metadata)
+
+
+def load_adapters(directory: Path, components: dict[str, AdaptedComponent]) -> None:
+    """Load a file written by `save_adapters` into the components' (already added) adapters."""
+    path = Path(directory) / LORA_WEIGHTS_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no LoRA weights file (expected {LORA_WEIGHTS_NAME})")
+    state = load_file(path)
+    known = tuple(f"{name}." for name in components)
+    strays = sorted({key.split(".")[0] for key in state if not key.startswith(known)})
+    if strays:
+        raise ModelLoadError(f"{path}: LoRA weights for {strays}, which this model does not adapt")
+    for name, part in components.items():
+        prefix = name + "."
+        saved = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not saved:
+            continue
+        if not hasattr(part.module, "peft_config"):
+            raise ModelLoadError(f"{path}: has {name} LoRA weights but {name} has no adapter")
+        result = set_peft_model_state_dict(part.module, part.to_peft(saved))
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if result.unexpected_keys or missing:
+            raise ModelLoadError(
+                f"{path}: LoRA does not fit the model's adapters (check model.lora.rank and "
+                f"target modules; {len(result.unexpected_keys)} unexpected, "
+                f"{len(missing)} missing keys)"
+            )

@@ -1,0 +1,239 @@
+"""Stable Diffusion XL inpainting (9-channel UNet, two text encoders) as a base-model plug-in.
+
+What SDXL adds to the SD family: a second text encoder (`text_encoder_2`, with a projection
+whose pooled output conditions the UNet), the size and crop micro-conditioning ("time ids":
+original size, crop top-left and target size of each training crop), and a VAE that overflows
+in fp16 (kept in fp32 here, or replaced by the fp16-fix VAE).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    StableDiffusionXLInpaintPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from realfill.errors import ModelLoadError
+from realfill.modules.base_model import Conditioning
+from realfill.modules.stable_diffusion import (
+    StableDiffusionComponents,
+    StableDiffusionFamily,
+    cannot_load,
+    scheduler_from_name,
+)
+
+TIME_ID_COUNT = 6
+"""original (h, w) + crop (top, left) + target (h, w): the inpainting model's time ids."""
+
+
+@dataclass
+class StableDiffusionXLComponents(StableDiffusionComponents):
+    """The SD components plus SDXL's second text encoder (with projection) and its tokenizer."""
+
+    text_encoder_2: CLIPTextModelWithProjection | None = None
+    tokenizer_2: CLIPTokenizer | None = None
+
+
+def time_ids(
+    original_size: torch.Tensor, crop_top_left: torch.Tensor, target_size: tuple[int, int]
+) -> torch.Tensor:
+    """SDXL's [B, 6] micro-conditioning: original size, crop top-left, target size (h, w)."""
+    target = torch.tensor(target_size, device=original_size.device).expand_as(original_size)
+    return torch.cat([original_size, crop_top_left, target], dim=1).float()
+
+
+class StableDiffusionXLFamily(StableDiffusionFamily):
+    """Shared implementation for any SDXL inpainting model, whatever its source."""
+
+    lora_pipeline_class = StableDiffusionXLInpaintPipeline
+
+    def __init__(self, components: StableDiffusionXLComponents, vae_in_fp32: bool) -> None:
+        super().__init__(components)
+        if components.text_encoder_2 is None or components.tokenizer_2 is None:
+            raise ModelLoadError("an SDXL model needs text_encoder_2 and tokenizer_2")
+        self.text_encoder_2 = components.text_encoder_2
+        self.tokenizer_2 = components.tokenizer_2
+        self.text_encoder_2.requires_grad_(False)
+        self.vae_in_fp32 = vae_in_fp32
+        self._check_time_embedding()
+
+    def _check_time_embedding(self) -> None:
+        """The UNet must take 6 time ids (not the refiner's aesthetic score) and the pooled text."""
+        config = self.unet.config
+        if config.addition_embed_type != "text_time":
+            raise ModelLoadError("the UNet has no SDXL text/time embedding (addition_embed_type)")
+        expected = self.unet.add_embedding.linear_1.in_features
+        passed = config.addition_time_embed_dim * TIME_ID_COUNT + self.pooled_width
+        if expected != passed:
+            raise ModelLoadError(
+                f"the UNet's added embedding takes {expected} features, not {passed} "
+                "(6 size/crop time ids + pooled text): is this an SDXL inpainting model?"
+            )
+
+    @property
+    def pooled_width(self) -> int:
+        """Width of the pooled text embedding (text_encoder_2's projection)."""
+        return self.text_encoder_2.config.projection_dim
+
+    def text_encoders(self) -> dict[str, torch.nn.Module]:
+        return {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
+
+    def encode_prompt(self, prompts: list[str]) -> Conditioning:
+        """Penultimate hidden states of both encoders, concatenated, and the pooled projection."""
+        hidden_states, pooled = [], None
+        pairs = ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2))
+        with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
+            for tokenizer, encoder in pairs:
+                tokens = tokenizer(
+                    prompts,
+                    padding="max_length",
+                    max_length=tokenizer.model_max_length,
+                    truncation=True,
+                    return_tensors="pt",
+                ).input_ids.to(encoder.device)
+                output = encoder(tokens, output_hidden_states=True)
+                hidden_states.append(output.hidden_states[-2])
+                pooled = output[0]
+        return {"encoder_hidden_states": torch.cat(hidden_states, dim=-1), "text_embeds": pooled}
+
+    def sample_conditioning(
+        self, conditioning: Conditioning, batch: Mapping[str, torch.Tensor]
+    ) -> Conditioning:
+        """Add the time ids of each sample's actual crop (see `SceneDataset.__getitem__`)."""
+        missing = [key for key in ("original_size", "crop_top_left") if key not in batch]
+        if missing:
+            raise KeyError(f"SDXL training needs the batch's {missing} (SceneDataModule gives it)")
+        ids = time_ids(
+            batch["original_size"], batch["crop_top_left"], tuple(batch["pixels"].shape[-2:])
+        )
+        return {**conditioning, "time_ids": ids}
+
+    def cast_frozen(self, dtype: torch.dtype) -> None:
+        super().cast_frozen(dtype)
+        if self.vae_in_fp32:
+            self._vae_to_fp32()
+
+    def _vae_to_fp32(self) -> None:
+        """Store the VAE in fp32 (the stock pipeline casts it to the prompt dtype after using
+        it with `force_upcast`, so this is redone before training uses it)."""
+        for param in self.vae.parameters():
+            if param.dtype != torch.float32:
+                param.data = param.data.float()
+
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """VAE latents; in fp32 (autocast off) when `vae_in_fp32`, as the model's denoiser dtype."""
+        if not self.vae_in_fp32:
+            return super().encode_images(pixels).to(self.unet.dtype)
+        self._vae_to_fp32()
+        with torch.autocast(pixels.device.type, enabled=False):
+            latents = self.vae.encode(pixels.float()).latent_dist.sample()
+        return (latents * self.vae.config.scaling_factor).to(self.unet.dtype)
+
+    def denoise(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor,
+        masked_image_latents: torch.Tensor,
+        conditioning: Conditioning,
+    ) -> torch.Tensor:
+        model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
+        added = {"text_embeds": conditioning["text_embeds"], "time_ids": conditioning["time_ids"]}
+        return self.unet(
+            model_input,
+            timesteps,
+            encoder_hidden_states=conditioning["encoder_hidden_states"],
+            added_cond_kwargs=added,
+        ).sample
+
+    def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionXLInpaintPipeline:
+        if self.vae_in_fp32 and not self.vae.config.force_upcast:
+            # the stock pipeline runs the VAE in fp32 around each call only with force_upcast
+            self.vae.register_to_config(force_upcast=True)
+        return StableDiffusionXLInpaintPipeline(
+            vae=self.vae,
+            text_encoder=self.text_encoder,
+            text_encoder_2=self.text_encoder_2,
+            tokenizer=self.tokenizer,
+            tokenizer_2=self.tokenizer_2,
+            unet=self.unet,
+            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
+            requires_aesthetics_score=False,
+            force_zeros_for_empty_prompt=True,
+            add_watermarker=False,
+        )
+
+    def pipeline_arguments(self) -> dict:
+        """Start from pure noise (the SDXL pipeline's default strength 0.9999 keeps a trace of
+        the target's hole content, which RealFill never trains on)."""
+        return {"strength": 1.0}
+
+
+def load_stable_diffusion_xl(
+    source: str, revision: str | None, variant: str | None, vae_source: str | None
+) -> StableDiffusionXLComponents:
+    """Load SDXL components from a hub id or local folder (the VAE maybe from `vae_source`)."""
+    weights = {"revision": revision, "variant": variant}
+    try:
+        vae = (
+            AutoencoderKL.from_pretrained(vae_source)
+            if vae_source
+            else AutoencoderKL.from_pretrained(source, subfolder="vae", **weights)
+        )
+        return StableDiffusionXLComponents(
+            vae=vae,
+            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
+            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
+            tokenizer=CLIPTokenizer.from_pretrained(
+                source, subfolder="tokenizer", revision=revision
+            ),
+            scheduler=DDPMScheduler.from_pretrained(
+                source, subfolder="scheduler", revision=revision
+            ),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
+                source, subfolder="text_encoder_2", **weights
+            ),
+            tokenizer_2=CLIPTokenizer.from_pretrained(
+                source, subfolder="tokenizer_2", revision=revision
+            ),
+        )
+    except (OSError, ValueError) as error:
+        raise cannot_load(vae_source or source, error) from error
+
+
+class StableDiffusionXLInpainting(StableDiffusionXLFamily):
+    """A pretrained SDXL inpainting checkpoint from the hub or a local folder."""
+
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+        revision: str | None = None,
+        variant: str | None = None,
+        vae_name_or_path: str | None = None,
+        vae_in_fp32: bool = True,
+    ) -> None:
+        """
+        Args:
+            pretrained_model_name_or_path: Hub id or local folder of a diffusers SDXL
+                inpainting checkpoint (vae/, unet/, text_encoder/, text_encoder_2/, tokenizer/,
+                tokenizer_2/, scheduler/).
+            revision: Hub revision (branch, tag or commit).
+            variant: Weight file variant, e.g. "fp16".
+            vae_name_or_path: Load the VAE from this hub id or folder instead of the
+                checkpoint's vae/, e.g. madebyollin/sdxl-vae-fp16-fix, which is safe in fp16.
+            vae_in_fp32: Keep the VAE in fp32 whatever the trainer precision (the stock SDXL
+                VAE overflows in fp16); false stores it in the compute dtype like the rest,
+                which wants the fp16-fix VAE under 16-mixed.
+        """
+        super().__init__(
+            load_stable_diffusion_xl(
+                pretrained_model_name_or_path, revision, variant, vae_name_or_path
+            ),
+            vae_in_fp32,
+        )

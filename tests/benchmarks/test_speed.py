@@ -1,0 +1,30 @@
+"""The speed benchmark runs at tiny scale on a CPU, so it cannot rot between GPU runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_benchmark_writes_json_and_table(tmp_path):
+    speed = load_benchmark()
+    results = speed.main(
+        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--out", str(tmp_path)]
+    )
+    (json_file,) = tmp_path.glob("*.json")
+    (table,) = tmp_path.glob("*.md")
+    assert json.loads(json_file.read_text()) == json.loads(json.dumps(results))
+    assert "not meaningful" in table.read_text()
+    for key in ("training", "training_24gb", "sampling"):
+        assert results[key]["mfu"] > 0
+    assert results["training"]["tflop_per_step"] > results["training_24gb"]["tflop_per_step"]
+    assert results["sampling"]["candidates_per_minute"] > 0
+    assert results["data"]["samples_per_second"] > 0

@@ -1,0 +1,108 @@
+"""The metric suite: networks from a local folder, and unavailable metrics reported as such."""
+
+import pytest
+import torch
+from PIL import Image
+
+from realfill.evaluation.backbones import METRICS, MetricSettings, MetricSuite
+from realfill.evaluation.report import candidates_csv, format_value, markdown_table, mean
+from realfill.evaluation.results import CandidateResult
+
+SIZE = (64, 48)
+
+
+def textured_image(width: int, height: int, seed: int) -> Image.Image:
+    """A smooth random colour field."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.randint(0, 256, (height // 8 + 1, width // 8 + 1, 3), generator=generator)
+    small = Image.fromarray(coarse.to(torch.uint8).numpy())
+    return small.resize((width, height), Image.Resampling.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def local_models(tmp_path_factory):
+    """A tiny random DINO-style ViT and a tiny CLIP vision tower, saved as local folders."""
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+        ViTConfig,
+        ViTImageProcessor,
+        ViTModel,
+    )
+
+    root = tmp_path_factory.mktemp("backbones")
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    small |= {"intermediate_size": 64, "image_size": 32, "patch_size": 8}
+    ViTModel(ViTConfig(**small), add_pooling_layer=False).save_pretrained(root / "dino")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "dino")
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**small, projection_dim=16))
+    clip.save_pretrained(root / "clip")
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
+    processor.save_pretrained(root / "clip")
+    return root
+
+
+def scene_images(seed: int = 1) -> tuple[Image.Image, Image.Image, Image.Image]:
+    truth = textured_image(*SIZE, seed=seed)
+    mask = Image.new("L", SIZE, 0)
+    mask.paste(255, (16, 12, 40, 30))
+    return truth, truth.copy(), mask
+
+
+def test_embedding_metrics_load_from_a_local_folder(local_models):
+    settings = MetricSettings(
+        dino_model=str(local_models / "dino"), clip_model=str(local_models / "clip")
+    )
+    suite = MetricSuite(settings)
+    assert {"psnr", "ssim", "dino", "clip"} <= set(suite.scorers)
+    truth, same, mask = scene_images()
+    values = suite.score(same, truth, mask)
+    assert values["dino"] == pytest.approx(1.0, abs=1e-5)
+    assert values["clip"] == pytest.approx(1.0, abs=1e-5)
+    other = suite.score(textured_image(*SIZE, seed=7), truth, mask)
+    assert other["dino"] < 1.0 - 1e-4 and other["clip"] < 1.0 - 1e-4
+    assert set(values) == set(METRICS)
+
+
+def test_a_backbone_that_cannot_load_is_unavailable_and_the_rest_still_run(tmp_path):
+    settings = MetricSettings(
+        dino_model=str(tmp_path / "no-dino"),
+        clip_model=str(tmp_path / "no-clip"),
+        dreamsim_cache_dir=str(tmp_path / "no-dreamsim"),
+    )
+    suite = MetricSuite(settings)
+    assert {"dino", "clip"} <= set(suite.unavailable)
+    assert str(tmp_path / "no-dino") in suite.unavailable["dino"]
+    truth, same, mask = scene_images()
+    values = suite.score(same, truth, mask)
+    for metric in suite.unavailable:
+        assert values[metric] is None  # never 0, never dropped
+    assert values["psnr"] == float("inf") and values["ssim"] == pytest.approx(1.0)
+
+
+def test_injected_loaders_failing_one_by_one():
+    def broken():
+        raise RuntimeError("no weights here\nsecond line")
+
+    suite = MetricSuite(loaders={"psnr": broken})
+    assert suite.unavailable == {"psnr": "RuntimeError: no weights here"}
+    assert suite.scorers == {}
+
+
+def test_unavailable_values_are_written_as_unavailable():
+    assert mean([1.0, None]) is None and mean([1.0, 3.0]) == 2.0
+    assert format_value("dino", None) == "unavailable"
+    assert format_value("psnr", float("inf")) == "inf"
+    table = markdown_table({"m": dict.fromkeys(METRICS) | {"psnr": 12.345}}, "method")
+    assert table.splitlines()[0].startswith("| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | DreamSim ↓")
+    assert "| m | 12.35 | unavailable |" in table
+    result = CandidateResult("m", "s", 0, 3, 1, True, "f.png", {"psnr": 20.0, "clip": None})
+    row = candidates_csv([result]).splitlines()[1]
+    assert row.endswith("20.00,unavailable,unavailable,unavailable,unavailable,unavailable")
+
+
+def test_unknown_metric_settings_are_rejected():
+    with pytest.raises(ValueError, match="dino_modle"):
+        MetricSettings.from_mapping({"dino_modle": "x"})

@@ -1,0 +1,73 @@
+"""`python -m realfill.evaluate` on hand-made results, and its one-line user errors."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from realfill.callbacks.selection import write_selection
+from realfill.data import load_scene
+from realfill.evaluate import main
+
+
+def write_results(benchmark: Path, results: Path) -> None:
+    """For each scene: the ground truth itself (seed 0, selected) and a grey fill (seed 1)."""
+    for scene_dir in sorted(benchmark.iterdir()):
+        scene = load_scene(scene_dir)
+        grey = Image.composite(
+            Image.new("RGB", scene.target.size, (128,) * 3), scene.target, scene.mask
+        )
+        out = results / scene.name / "completions"
+        write_selection(out, [scene.ground_truth, grey], [0, 1], [10, 2], keep=1)
+
+
+def test_evaluate_writes_the_report_with_unavailable_metrics(
+    motorcycle_benchmark, tmp_path, capsys
+):
+    results, report = tmp_path / "results", tmp_path / "report"
+    write_results(motorcycle_benchmark, results)
+    no_model = str(tmp_path / "absent")
+    summary = main(
+        [
+            f"--benchmark={motorcycle_benchmark}",
+            "--results",
+            str(results),
+            "--method=perfect",
+            f"--out={report}",
+            f"--dino_model={no_model}",
+            f"--clip_model={no_model}",
+        ]
+    )
+    text = summary.read_text()
+    assert "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | DreamSim ↓ | DINO ↑ | CLIP ↑ |" in text
+    # the selection is the ground truth itself: the best possible masked values
+    assert "| perfect | inf | 1.000 |" in text
+    assert "DINO ↑: unavailable" in text and "CLIP ↑: unavailable" in text
+    rows = (report / "motorcycle_inpaint.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].split(",")[7] == "inf"  # seed 0, ranked first
+    assert float(rows[2].split(",")[7]) < 20  # the grey fill is scored too
+    assert (report / "plots" / "score_vs_ssim.png").is_file()
+    assert (report / "plots" / "ssim_per_scene.png").is_file()
+    assert "unavailable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("broken", ["gt", "completions"])
+def test_bad_input_is_one_line_naming_the_file_and_exit_code_2(
+    broken, motorcycle_benchmark, tmp_path, capsys
+):
+    benchmark = tmp_path / "benchmark"
+    shutil.copytree(motorcycle_benchmark, benchmark)
+    results = tmp_path / "results"
+    write_results(benchmark, results)
+    if broken == "gt":
+        missing = benchmark / "motorcycle_outpaint" / "target" / "gt.png"
+        missing.unlink()
+    else:
+        missing = results / "motorcycle_outpaint" / "completions" / "scores.json"
+        shutil.rmtree(missing.parent)
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--benchmark={benchmark}", "--results", str(results), f"--out={tmp_path / 'r'}"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and str(missing) in errors[0]
