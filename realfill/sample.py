@@ -5,9 +5,11 @@ Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.stra
 each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
+import importlib
 import inspect
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -70,8 +72,42 @@ class CandidateWriter(BasePredictionWriter):
             stem.with_suffix(".json").write_text(json.dumps({"score": candidate["score"]}))
 
 
+def is_completion_callback(callback) -> bool:
+    """Whether a config's callback entry is a `CompleteTarget` (or a subclass of it)."""
+    class_path = getattr(callback, "class_path", "") or ""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return issubclass(getattr(importlib.import_module(module_name), name), CompleteTarget)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+
+
+def given_flags(args: list[str]) -> set[str]:
+    """The option names on a command line (`--key value` or `--key=value`), without dashes."""
+    return {arg[2:].split("=", 1)[0] for arg in args if arg.startswith("--")}
+
+
 class SampleCLI(SceneCLI):
-    """The fit config (model, data, trainer) plus the selection settings at top level."""
+    """The fit config (model, data, trainer) plus the selection settings at top level.
+
+    Selection settings not given on the command line are taken from the run's own
+    `CompleteTarget` callback (its steps, scheduler, feathering, matcher), so a run samples
+    as it was configured; a flag overrides one setting.
+    """
+
+    def parse_arguments(self, parser, args) -> None:
+        self.command_line = list(args) if args is not None else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        given = given_flags(self.command_line)
+        for callback in self.config.trainer.callbacks or []:
+            if not is_completion_callback(callback):
+                continue
+            for key, value in vars(callback.init_args or {}).items():
+                if key in SELECTION_KEYS and key not in given:
+                    self.config[key] = value
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_class_arguments(CompleteTarget, None)
@@ -103,7 +139,7 @@ def run(cli: SampleCLI) -> None:
     """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0."""
     config, trainer = cli.config, cli.trainer
     run_dir = Path(trainer.default_root_dir)
-    selection = CompleteTarget(**{key: config[key] for key in SELECTION_KEYS})
+    selection = CompleteTarget(**{key: cli.config_init[key] for key in SELECTION_KEYS})
     cli.model.base_model.load_lora(Path(config.lora or run_dir / "lora"))
     out = Path(config.out or run_dir / "completions")
     staging = out.parent / f".{out.name}-samples"

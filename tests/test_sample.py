@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from realfill.cli import run_cli
 from realfill.fit import main as fit
+from realfill.sample import SampleCLI
 from realfill.sample import main as sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,3 +116,25 @@ def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("realfill: error:") and str(tmp_path / "nope") in error
+
+
+def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tmp_path):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["trainer"]["callbacks"].append(
+        {
+            "class_path": "realfill.callbacks.CompleteTarget",
+            "init_args": {"num_inference_steps": 3, "feather_blur": 2},
+        }
+    )
+    with_completion = tmp_path / "config.yaml"
+    with_completion.write_text(yaml.safe_dump(config))
+    seen = {}
+
+    def record(cli) -> None:
+        seen.update(steps=cli.config.num_inference_steps, blur=cli.config.feather_blur)
+
+    base = ["--config", str(with_completion)]
+    run_cli(SampleCLI, record, None, base)
+    assert seen == {"steps": 3, "blur": 2}
+    run_cli(SampleCLI, record, None, [*base, "--num_inference_steps", "2"])
+    assert seen == {"steps": 2, "blur": 2}
