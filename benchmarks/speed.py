@@ -233,7 +233,7 @@ def markdown(results: dict) -> str:
         "|---|---|",
         f"| training step, batch {train['batch_size']} | {train['seconds_per_step']:.3f} s "
         f"({train['samples_per_second']:.1f} samples/s) |",
-        f"| training FLOPs per step | {train['tflop_per_step']:.1f} TFLOP |",
+        f"| training FLOPs per step | {train['tflop_per_step']:.3g} TFLOP |",
         f"| training MFU | {100 * train['mfu']:.1f}% |",
         f"| training peak memory | {memory(train['peak_memory_gib'])} |",
         f"| 24 GB profile: batch {small['batch_size']}, gradient checkpointing | "
@@ -263,7 +263,11 @@ def main(argv: list[str] | None = None) -> dict:
     scale = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "tiny")
     sizes = SCALES[scale]
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.machine()} x{torch.get_num_threads()}"
+    )
     peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
     print(f"{name}: {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", flush=True)
 
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name.replace(' ', '_').replace('/', '_') or 'cpu'}-{results['date']}"
+    stem = f"{name.replace(' ', '_').replace('/', '_')}-{results['date']}"
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))

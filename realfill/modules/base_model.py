@@ -110,7 +110,8 @@ class InpaintingBaseModel(nn.Module, ABC):
         for module in self.children():
             trains = any(p.requires_grad for p in module.parameters())
             if isinstance(module, PreTrainedModel) and trains:
-                module.gradient_checkpointing_enable({"use_reentrant": False})
+                enable = getattr(module, "activation_checkpointing_enable", None)  # transformers 5
+                (enable or module.gradient_checkpointing_enable)({"use_reentrant": False})
 
     def trainable_to_fp32(self) -> None:
         """Hold trainable (LoRA) weights in fp32 whatever the base weights' dtype."""
