@@ -45,7 +45,8 @@ def fit(cli: RealFillCLI) -> None:
 def main(args: list[str] | None = None) -> None:
     """Fit, then print the run dir."""
     cli = run_cli(RealFillCLI, fit, SaveRunConfig, args)
-    print(f"Run dir: {Path(cli.trainer.default_root_dir).resolve()}")
+    if cli.trainer.is_global_zero:
+        print(f"Run dir: {Path(cli.trainer.default_root_dir).resolve()}")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,24 @@ def test_print_config_shows_the_papers_settings():
     assert config["model"]["denoiser_learning_rate"] == 2e-4
     assert config["model"]["text_encoder_learning_rate"] == 4e-5
     assert config["data"]["batch_size"] == 16 and config["trainer"]["max_steps"] == 2000
+
+
+def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "--config",
+        TINY,
+        "--config",
+        fast_preset(tmp_path, every_n_steps=4),
+        f"--trainer.default_root_dir={run_dir}",
+        "--trainer.max_steps=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Run dir:") == 1
+    assert result.stdout.count("LoRA:") == 1
+    assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    scores = json.loads((run_dir / "completions" / "scores.json").read_text())
+    assert sorted(r["seed"] for r in scores) == [0, 1, 2]
