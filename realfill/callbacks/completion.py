@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from PIL import Image
 
 from realfill.callbacks.compositing import composite
@@ -132,17 +133,36 @@ class CompleteTarget(L.Callback):
         print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
-        if not trainer.is_global_zero:
-            return
+    def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """Sample when training ends, while the model is still on its device (Lightning moves it
+        to the CPU before `on_fit_end`); the seeds are shared out over the ranks."""
         datamodule = trainer.datamodule
         start = time.perf_counter()
         seeds = [self.seed + i for i in range(self.num_samples)]
+        mine = seeds[trainer.global_rank :: trainer.world_size]
+        progress = trainer.is_global_zero
         with trainer.precision_plugin.forward_context():
             candidates = self.candidates(
-                pl_module, datamodule.scene, seeds, self.resolution or datamodule.resolution
+                pl_module,
+                datamodule.scene,
+                mine,
+                self.resolution or datamodule.resolution,
+                progress,
             )
-        scores = self.scores(candidates, datamodule.scene)
+        scores = self.scores(candidates, datamodule.scene, progress)
+        drawn = gather_objects(trainer, list(zip(mine, candidates, scores, strict=True)))
+        if not trainer.is_global_zero:
+            return
+        seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
         out = Path(trainer.default_root_dir) / self.dirname
         records = write_selection(out, candidates, seeds, scores, self.keep)
         self.report(out, records, time.perf_counter() - start)
+
+
+def gather_objects(trainer: L.Trainer, items: list) -> list:
+    """Every rank's `items`, concatenated, on every rank (the items themselves in one process)."""
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return items
+    gathered: list[list | None] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]

@@ -46,8 +46,8 @@ def read_records(path: Path) -> list[dict[str, Any]] | None:
     """The candidates of a scores.json in rank order, or None with a warning when missing."""
     if not path.is_file():
         warnings.warn(
-            f"WandbReport: {path} not found (is CompleteTarget in trainer.callbacks, before "
-            "WandbReport?); completions not logged",
+            f"WandbReport: {path} not found (is CompleteTarget in trainer.callbacks?); "
+            "completions not logged",
             stacklevel=2,
         )
         return None
@@ -64,9 +64,10 @@ class WandbReport(L.Callback):
     metric), and the LoRA folder as an artifact of type `artifact_type` named
     `<artifact_type>-<run id>`.
 
-    Lightning calls `on_fit_end` in the order of `trainer.callbacks`, so this callback must come
-    after `SaveLoRA` and `CompleteTarget`, whose files it reads. A missing file (e.g. no
-    CompleteTarget in the config) is skipped with a warning.
+    `CompleteTarget` writes its files when training ends, before any `on_fit_end`; Lightning
+    calls `on_fit_end` in the order of `trainer.callbacks`, so this callback must come after
+    `SaveLoRA`, whose LoRA it reads. A missing file (e.g. no CompleteTarget in the config) is
+    skipped with a warning.
     """
 
     def __init__(
