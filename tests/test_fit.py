@@ -159,3 +159,30 @@ def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path):
     assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
     scores = json.loads((run_dir / "completions" / "scores.json").read_text())
     assert sorted(r["seed"] for r in scores) == [0, 1, 2]
+
+
+def test_completions_are_sampled_before_the_model_leaves_its_device(tmp_path, monkeypatch):
+    """Lightning's teardown moves the model to the CPU before `on_fit_end`; sampling there
+    would run the whole selection on the CPU of a GPU machine."""
+    from lightning.pytorch.strategies import Strategy
+
+    from realfill.modules import RealFillModule
+
+    events = []
+    generate, teardown = RealFillModule.generate, Strategy.teardown
+    monkeypatch.setattr(
+        RealFillModule, "generate", lambda *a, **k: events.append("sample") or generate(*a, **k)
+    )
+    monkeypatch.setattr(Strategy, "teardown", lambda s: events.append("teardown") or teardown(s))
+    main(
+        [
+            "--config",
+            TINY,
+            "--config",
+            fast_preset(tmp_path),
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--trainer.max_steps=1",
+        ]
+    )
+    assert "sample" in events and "teardown" in events
+    assert events.index("sample") < events.index("teardown")
