@@ -42,6 +42,7 @@ class Matcher(ABC):
         ransac_iterations: int = 1000,
         min_matches: int = 8,
         seed: int = 0,
+        device: str = "auto",
     ) -> None:
         """
         Args:
@@ -50,7 +51,11 @@ class Matcher(ABC):
             ransac_iterations: RANSAC iterations for the fundamental matrix.
             min_matches: Fewer tentative matches than this verify nothing (8-point model).
             seed: RANSAC seed, so scores are reproducible.
+            device: Where features are computed and verified: "auto" (the current GPU if
+                there is one, else the CPU), "cpu" or "cuda".
         """
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(auto if device == "auto" else device)
         self.max_side = max_side
         self.min_matches = max(8, min_matches)
         self.cache: OrderedDict[bytes, tuple[Any, float]] = OrderedDict()
@@ -76,7 +81,7 @@ class Matcher(ABC):
             self.cache.move_to_end(key)
             return self.cache[key]
         gray, scale = grayscale_tensor(image, self.max_side)
-        self.cache[key] = (self.describe(gray), scale)
+        self.cache[key] = (self.describe(gray.to(self.device)), scale)
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return self.cache[key]
@@ -92,7 +97,8 @@ class Matcher(ABC):
             return empty, empty
         _, inliers = self.ransac(points_a.double(), points_b.double())
         inliers = inliers.bool()
-        return points_a[inliers].float() / scale_a, points_b[inliers].float() / scale_b
+        points_a, points_b = points_a[inliers].float().cpu(), points_b[inliers].float().cpu()
+        return points_a / scale_a, points_b / scale_b
 
 
 class SIFTMatcher(Matcher):
@@ -107,7 +113,7 @@ class SIFTMatcher(Matcher):
             **kwargs: `Matcher` settings (max_side, ransac_threshold, ...).
         """
         super().__init__(**kwargs)
-        self.features = KF.SIFTFeature(num_features=num_features).eval()
+        self.features = KF.SIFTFeature(num_features=num_features).eval().to(self.device)
         self.ratio = ratio
 
     def describe(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +163,7 @@ class LoFTRMatcher(Matcher):
                 f"cannot load LoFTR weights from {source} ({type(error).__name__}); give a local "
                 "file as weights_path, or use realfill.callbacks.SIFTMatcher, which needs none"
             ) from error
-        self.loftr.eval()
+        self.loftr.eval().to(self.device)
         self.min_confidence = min_confidence
 
     def tentative_matches(self, features_a: Any, features_b: Any) -> Correspondences:
