@@ -19,7 +19,7 @@ from realfill.baselines.diffusion import run_prompt_only, run_realfill, sampling
 from realfill.cli import exit_on_user_error
 from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
-from realfill.evaluation.report import write_report, write_text
+from realfill.evaluation.report import write_report
 from realfill.evaluation.results import (
     COMPLETIONS,
     BenchmarkError,
@@ -29,6 +29,7 @@ from realfill.evaluation.results import (
     load_candidate_results,
     load_evaluation_scene,
 )
+from realfill.io import write_json
 
 METHODS = ("realfill", "prompt_only", "geometric", "opencv")
 """Every method the benchmark can run, in report order."""
@@ -59,10 +60,8 @@ def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[
         if {k: stored.get(k) for k in key} == key:
             return load_candidate_results(cache.with_suffix(".candidates.json"))
     results = evaluate_scene(scene_dir, out / method, method, suite)
-    write_text(
-        json.dumps([r.row() for r in results], indent=2), cache.with_suffix(".candidates.json")
-    )
-    write_text(json.dumps(key, indent=2), cache)
+    write_json([r.row() for r in results], cache.with_suffix(".candidates.json"))
+    write_json(key, cache)
     return results
 
 

@@ -23,7 +23,7 @@ from realfill.callbacks.completion import CompleteTarget
 from realfill.callbacks.selection import write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
-from realfill.io import save_image
+from realfill.io import save_image, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
 
 SELECTION_KEYS = [
@@ -69,7 +69,7 @@ class CandidateWriter(BasePredictionWriter):
         for candidate in prediction:
             stem = self.staging / f"seed{candidate['seed']:05d}"
             save_image(candidate["image"], stem.with_suffix(".png"))
-            stem.with_suffix(".json").write_text(json.dumps({"score": candidate["score"]}))
+            write_json({"score": candidate["score"]}, stem.with_suffix(".json"))
 
 
 def is_completion_callback(callback) -> bool:

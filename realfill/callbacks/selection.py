@@ -1,9 +1,6 @@
 """Composite, score and rank candidates, and write them: the selection stage shared by the
 end-of-fit callback and the sample command."""
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +12,7 @@ from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.matchers import Matcher
 from realfill.callbacks.ranking import correspondence_score, rank
 from realfill.data import Scene
-from realfill.io import save_image, staged_directory
+from realfill.io import save_image, staged_directory, write_json
 
 
 @dataclass
@@ -40,14 +37,6 @@ def score_candidates(
         correspondence_score(candidate, scene.mask, scene.references, matcher, margin)
         for candidate in tqdm(candidates, desc="ranking", disable=not progress)
     ]
-
-
-def write_json(data: object, path: Path) -> None:
-    """Write JSON through a temporary file and an atomic rename."""
-    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
-    with os.fdopen(handle, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(staging, path)
 
 
 def write_selection(

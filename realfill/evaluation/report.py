@@ -2,16 +2,14 @@
 
 import csv
 import io
-import json
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from realfill.evaluation.backbones import HIGHER_IS_BETTER, LABELS, METRICS
 from realfill.evaluation.results import CandidateResult
+from realfill.io import write_json, write_text
 
 UNAVAILABLE = "unavailable"
 """How a metric whose network could not be loaded is written, instead of a number."""
@@ -23,20 +21,6 @@ GEOMETRIC, FLOOR = "geometric", "opencv"
 """The geometric reference baseline and the classical single-image floor it must beat."""
 
 Means = dict[str, float | None]
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write text through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as file:
-            file.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
 
 
 def mean(values: Sequence[float | None]) -> float | None:
@@ -181,5 +165,5 @@ def write_report(
         "unavailable": unavailable,
         "floor_comparison": floor_comparison(per_scene),
     }
-    write_text(json.dumps(data, indent=2, default=str), out / "summary.json")
+    write_json(data, out / "summary.json")
     return summary

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from realfill.data import Scene, load_image, load_scene
 from realfill.errors import RealFillError
 from realfill.evaluation.backbones import MetricSuite
+from realfill.io import write_json
 
 COMPLETIONS = "completions"
 """Folder of a scene's results that holds its candidates."""
@@ -125,9 +126,7 @@ def evaluate_scene(
 
 def save_candidate_results(results: list[CandidateResult], path: Path) -> None:
     """Cache one scene's scored candidates as JSON (atomic write)."""
-    from realfill.evaluation.report import write_text
-
-    write_text(json.dumps([r.row() for r in results], indent=2), path)
+    write_json([r.row() for r in results], path)
 
 
 def load_candidate_results(path: Path) -> list[CandidateResult]:

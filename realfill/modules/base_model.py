@@ -23,6 +23,20 @@ from realfill.modules.lora import LoraSettings
 Conditioning = dict[str, torch.Tensor]
 
 
+def prompt_tokens(
+    tokenizer, prompts: list[str], device: torch.device, max_length: int | None = None
+) -> torch.Tensor:
+    """Token ids of `prompts`, padded and truncated to `max_length` (default the tokenizer's
+    `model_max_length`) as the stock pipelines pad them."""
+    return tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=max_length or tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids.to(device)
+
+
 class InpaintingBaseModel(nn.Module, ABC):
     """A pretrained text-to-image inpainting model, its frozen parts and its LoRA adapters."""
 

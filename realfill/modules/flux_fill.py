@@ -24,7 +24,7 @@ from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from realfill.errors import ModelLoadError
-from realfill.modules.base_model import Conditioning, InpaintingBaseModel
+from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
 from realfill.modules.stable_diffusion import cannot_load, scheduler_from_name
@@ -92,6 +92,8 @@ class FluxFillFamily(InpaintingBaseModel):
         self.guidance = guidance
         self.max_sequence_length = max_sequence_length
         self.train_text_encoder = False
+        self._t5_cache: dict[tuple, torch.Tensor] = {}
+        self.text_encoder_2.eval()  # frozen: no dropout (see `train`)
         self._check_fill_channels()
 
     def _check_fill_channels(self) -> None:
@@ -128,25 +130,31 @@ class FluxFillFamily(InpaintingBaseModel):
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """CLIP's pooled vector and T5's token states, padded as the stock pipeline pads."""
-        clip_tokens = self.tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(self.text_encoder.device)
-        t5_tokens = self.tokenizer_2(
-            prompts,
-            padding="max_length",
-            max_length=self.max_sequence_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(self.text_encoder_2.device)
+        clip_tokens = prompt_tokens(self.tokenizer, prompts, self.text_encoder.device)
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             pooled = self.text_encoder(clip_tokens).pooler_output
-        with torch.no_grad():
-            states = self.text_encoder_2(t5_tokens)[0]
-        return {"encoder_hidden_states": states, "pooled_projections": pooled}
+        return {"encoder_hidden_states": self.t5_states(prompts), "pooled_projections": pooled}
+
+    def train(self, mode: bool = True) -> "FluxFillFamily":
+        """Train mode for everything but T5: it is frozen, so its dropout (0.1 in FLUX's
+        config) would only add noise to the conditioning."""
+        super().train(mode)
+        self.text_encoder_2.eval()
+        return self
+
+    @torch.no_grad()
+    def t5_states(self, prompts: list[str]) -> torch.Tensor:
+        """T5's token states of `prompts`. T5 is frozen and the prompts are fixed, so they are
+        computed once per (prompts, device, dtype), not every step: T5-XXL has ~4.7B
+        parameters."""
+        encoder = self.text_encoder_2
+        key = (tuple(prompts), encoder.device, encoder.dtype)
+        if key not in self._t5_cache:
+            tokens = prompt_tokens(
+                self.tokenizer_2, prompts, encoder.device, self.max_sequence_length
+            )
+            self._t5_cache = {key: encoder(tokens)[0]}
+        return self._t5_cache[key]
 
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

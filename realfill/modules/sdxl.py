@@ -19,7 +19,7 @@ from diffusers import (
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
-from realfill.modules.base_model import Conditioning
+from realfill.modules.base_model import Conditioning, prompt_tokens
 from realfill.modules.stable_diffusion import (
     StableDiffusionComponents,
     StableDiffusionFamily,
@@ -89,13 +89,7 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         pairs = ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2))
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             for tokenizer, encoder in pairs:
-                tokens = tokenizer(
-                    prompts,
-                    padding="max_length",
-                    max_length=tokenizer.model_max_length,
-                    truncation=True,
-                    return_tensors="pt",
-                ).input_ids.to(encoder.device)
+                tokens = prompt_tokens(tokenizer, prompts, encoder.device)
                 output = encoder(tokens, output_hidden_states=True)
                 hidden_states.append(output.hidden_states[-2])
                 pooled = output[0]
@@ -143,14 +137,14 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         masked_image_latents: torch.Tensor,
         conditioning: Conditioning,
     ) -> torch.Tensor:
-        model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
         added = {"text_embeds": conditioning["text_embeds"], "time_ids": conditioning["time_ids"]}
-        return self.unet(
-            model_input,
-            timesteps,
-            encoder_hidden_states=conditioning["encoder_hidden_states"],
-            added_cond_kwargs=added,
-        ).sample
+        unet_conditioning = {
+            "encoder_hidden_states": conditioning["encoder_hidden_states"],
+            "added_cond_kwargs": added,
+        }
+        return super().denoise(
+            noisy_latents, timesteps, mask, masked_image_latents, unet_conditioning
+        )
 
     def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionXLInpaintPipeline:
         if self.vae_in_fp32 and not self.vae.config.force_upcast:
