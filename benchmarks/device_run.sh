@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Run the speed benchmark on a lent GPU machine (the `device` tool), in the repo root there:
+# Take the GPU figures on a lent machine (the `device` tool), in the repo root there:
 #   carry: [".whl"]   command: "bash benchmarks/device_run.sh"   timeout_s: 540
-# Installs the carried wheels (see benchmarks/README.md), runs benchmarks/speed.py at full
-# scale and copies its log and results to $OUT, which comes back.
-set -euo pipefail
+# Installs the carried wheels (see benchmarks/README.md), then runs, each under its own time
+# limit so one overrun cannot cost the other's figures:
+#   1. speed.py at full scale (its measurements are saved as they come), torch.compile last;
+#   2. end_to_end.py: realfill.fit with configs/realfill.yaml, then 64 candidates ranked.
+# Everything lands in $OUT, which comes back.
+set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl
-export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-out="${OUT:-/tmp/speed-out}"
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WANDB_MODE=disabled
+out="${OUT:-/tmp/device-out}"
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-python3 benchmarks/speed.py --steps 10 --num_workers 8 2>&1 | tee "$out/speed.log"
-cp benchmarks/results/*.json benchmarks/results/*.md "$out/"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv \
+    | tee "$out/gpu.txt"
+python3 -c "import torch, diffusers, peft, transformers; print(torch.__version__, \
+diffusers.__version__, peft.__version__, transformers.__version__)" | tee -a "$out/gpu.txt"
+
+timeout "${SPEED_SECONDS:-280}" python3 benchmarks/speed.py --steps 6 --num_workers 8 \
+    --compile --out "$out" > "$out/speed.log" 2>&1
+echo "speed.py exit $?"; grep -v "^\[transformers\]" "$out/speed.log" | tail -n 25
+
+timeout "${END_TO_END_SECONDS:-190}" python3 benchmarks/end_to_end.py \
+    --trainer.max_steps="${END_TO_END_STEPS:-120}" --trainer.default_root_dir=/tmp/end_to_end \
+    > "$out/end_to_end.log" 2>&1
+echo "end_to_end.py exit $?"; grep -av "it/s\]\|s/it\]" "$out/end_to_end.log" | tail -n 25

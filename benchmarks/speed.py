@@ -22,7 +22,6 @@ scale so the script cannot rot, and the results say the figures are not meaningf
 
 import argparse
 import datetime
-import json
 import math
 import platform
 import sys
@@ -38,12 +37,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from architecture import RandomStableDiffusion2Inpainting  # noqa: E402
 
 from realfill.data import SceneDataModule  # noqa: E402
+from realfill.io import write_json, write_text  # noqa: E402
 from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCALES = {
-    "full": {"resolution": 512, "batch_size": 16, "small_batch": 4, "sampling_batch": 16},
-    "tiny": {"resolution": 64, "batch_size": 4, "small_batch": 2, "sampling_batch": 4},
+    "full": {
+        "resolution": 512,
+        "batch_size": 16,
+        "small_batch": 4,
+        "sampling_batch": 16,
+        "large_sampling_batch": 64,
+    },
+    "tiny": {
+        "resolution": 64,
+        "batch_size": 4,
+        "small_batch": 2,
+        "sampling_batch": 4,
+        "large_sampling_batch": 8,
+    },
 }
 
 
@@ -106,8 +118,10 @@ def measure_training(
     dtype: torch.dtype,
     steps: int,
     peak: float,
+    flops: int | None = None,
 ) -> dict:
-    """Time, FLOPs, MFU and peak memory of one optimizer step on `batch`."""
+    """Time, FLOPs, MFU and peak memory of one optimizer step on `batch` (FLOPs counted unless
+    given: a variant of the same step does the same arithmetic)."""
     optimizer = module.configure_optimizers()["optimizer"]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
@@ -127,16 +141,27 @@ def measure_training(
     reset_peak_memory(device)
     seconds = timed(step, device, repeats=steps, warmup=2)
     memory = peak_memory_gib(device)
-    flops = counted_flops(forward_backward)
+    flops = flops or counted_flops(forward_backward)
+    encode = timed(lambda: encode_batch(module, batch, autocast), device, repeats=steps, warmup=1)
     batch_size = batch["pixels"].shape[0]
     return {
         "batch_size": batch_size,
         "seconds_per_step": seconds,
         "samples_per_second": batch_size / seconds,
+        "vae_encode_seconds": encode,
         "tflop_per_step": flops / 1e12,
         "mfu": flops / seconds / peak,
         "peak_memory_gib": memory,
     }
+
+
+def encode_batch(module: RealFillModule, batch: dict, autocast) -> torch.Tensor:
+    """The VAE encoding of one training step (image and masked image): its share of the step."""
+    pixels = batch["pixels"] * batch["known_mask"]
+    with autocast, torch.no_grad():
+        return module.base_model.encode_images(
+            torch.cat([pixels, pixels * (1.0 - batch["training_mask"])])
+        )
 
 
 def measure_data(datamodule: SceneDataModule, batches: int) -> float:
@@ -156,9 +181,11 @@ def measure_sampling(
     batch_size: int,
     step_counts: tuple[int, int],
     peak: float,
+    flops_per_candidate: float | None = None,
     target_steps: int = 200,
 ) -> dict:
-    """Candidates/min at `target_steps` DDPM steps, from two timed runs of fewer steps."""
+    """Candidates/min at `target_steps` DDPM steps, from two timed runs of fewer steps (FLOPs
+    per candidate counted unless given)."""
     scene = datamodule.scene
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     seeds = list(range(batch_size))
@@ -183,10 +210,12 @@ def measure_sampling(
     per_step = (t_many - t_few) / (many - few)
     fixed = max(0.0, t_few - few * per_step)
     seconds = fixed + target_steps * per_step
-    flops_few = counted_flops(lambda: sample(few))
-    flops_many = counted_flops(lambda: sample(many))
-    flops_per_step = (flops_many - flops_few) / (many - few)
-    flops = flops_few + (target_steps - few) * flops_per_step
+    if flops_per_candidate is None:
+        flops_few = counted_flops(lambda: sample(few))
+        flops_many = counted_flops(lambda: sample(many))
+        flops_per_step = (flops_many - flops_few) / (many - few)
+        flops_per_candidate = (flops_few + (target_steps - few) * flops_per_step) / batch_size
+    flops = flops_per_candidate * batch_size
     return {
         "batch_size": batch_size,
         "denoising_steps": target_steps,
@@ -195,6 +224,7 @@ def measure_sampling(
         "seconds_per_batch": seconds,
         "candidates_per_minute": 60 * batch_size / seconds,
         "seconds_for_64_candidates": seconds * math.ceil(64 / batch_size),
+        "tflop_per_candidate": flops_per_candidate / 1e12,
         "tflop_per_batch": flops / 1e12,
         "mfu": flops / seconds / peak,
         "peak_memory_gib": peak_memory_gib(device),
@@ -214,40 +244,71 @@ def build_module(
 
 
 def markdown(results: dict) -> str:
-    """The results as the table the README quotes."""
-    train, small, data, sample = (
-        results[k] for k in ("training", "training_24gb", "data", "sampling")
-    )
+    """The results as the table the README quotes (rows for what was measured)."""
 
     def memory(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.1f} GiB"
+
+    def training_row(label: str, key: str) -> list[str]:
+        if key not in results:
+            return []
+        r = results[key]
+        return [
+            f"| {label}, batch {r['batch_size']} | {r['seconds_per_step']:.3f} s/step "
+            f"({r['samples_per_second']:.1f} samples/s, VAE encode {r['vae_encode_seconds']:.3f} s)"
+            f", MFU {100 * r['mfu']:.1f}%, {memory(r['peak_memory_gib'])} |"
+        ]
+
+    def sampling_row(label: str, key: str) -> list[str]:
+        if key not in results:
+            return []
+        r = results[key]
+        return [
+            f"| {label}, batch {r['batch_size']}, {r['denoising_steps']} DDPM steps | "
+            f"{r['candidates_per_minute']:.1f} candidates/min (64 in "
+            f"{r['seconds_for_64_candidates']:.1f} s), MFU {100 * r['mfu']:.1f}%, "
+            f"{memory(r['peak_memory_gib'])} |"
+        ]
 
     lines = [
         f"# Speed: {results['device']} ({results['date']}, {results['scale']} scale)",
         "",
         results["note"],
         "",
-        f"Measured {results['dtype']} matmul peak: {results['matmul_peak_tflops']:.1f} TFLOP/s.",
+        f"Measured {results['dtype']} matmul peak: {results['matmul_peak_tflops']:.1f} TFLOP/s. "
+        f"FLOPs counted by torch.utils.flop_counter: training "
+        f"{results['training']['tflop_per_step']:.3g} TFLOP per step.",
         "",
         "| measurement | value |",
         "|---|---|",
-        f"| training step, batch {train['batch_size']} | {train['seconds_per_step']:.3f} s "
-        f"({train['samples_per_second']:.1f} samples/s) |",
-        f"| training FLOPs per step | {train['tflop_per_step']:.3g} TFLOP |",
-        f"| training MFU | {100 * train['mfu']:.1f}% |",
-        f"| training peak memory | {memory(train['peak_memory_gib'])} |",
-        f"| 24 GB profile: batch {small['batch_size']}, gradient checkpointing | "
-        f"{small['seconds_per_step']:.3f} s/micro-batch, MFU {100 * small['mfu']:.1f}%, "
-        f"{memory(small['peak_memory_gib'])} |",
-        f"| data pipeline | {data['samples_per_second']:.0f} samples/s delivered vs "
-        f"{train['samples_per_second']:.1f} consumed |",
-        f"| sampling, batch {sample['batch_size']}, {sample['denoising_steps']} DDPM steps | "
-        f"{sample['candidates_per_minute']:.1f} candidates/min |",
-        f"| 64 candidates | {sample['seconds_for_64_candidates']:.1f} s |",
-        f"| sampling MFU | {100 * sample['mfu']:.1f}% |",
-        f"| 2000 training steps + 64 candidates | {results['end_to_end_minutes']:.1f} min |",
+        *training_row("training (eager, as configs/realfill.yaml)", "training"),
+        *training_row("training + cudnn.benchmark", "training_cudnn_benchmark"),
+        *training_row("training + cudnn.benchmark + channels-last", "training_channels_last"),
+        *training_row("training + torch.compile (UNet)", "training_compiled"),
+        *training_row("24 GB profile: gradient checkpointing", "training_24gb"),
+        *sampling_row("sampling", "sampling"),
+        *sampling_row("sampling + cudnn.benchmark + channels-last", "sampling_channels_last"),
+        *sampling_row("the same, larger batch", "sampling_large_batch"),
     ]
+    if "data" in results:
+        lines.append(
+            f"| data pipeline | {results['data']['samples_per_second']:.0f} samples/s "
+            f"delivered vs {results['training']['samples_per_second']:.1f} consumed |"
+        )
+    if "end_to_end_minutes" in results:
+        lines.append(
+            f"| 2000 training steps + 64 candidates (estimate) | "
+            f"{results['end_to_end_minutes']:.1f} min |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def save(results: dict, out: Path) -> None:
+    """Write the results so far (JSON and table), atomically: a later measurement that runs out
+    of time leaves the earlier ones on disk."""
+    stem = f"{results['device'].replace(' ', '_').replace('/', '_')}-{results['date']}"
+    write_json(results, out / f"{stem}.json")
+    write_text(markdown(results), out / f"{stem}.md")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -256,6 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--scene", default=str(REPO / "examples" / "motorcycle"))
     parser.add_argument("--num_workers", type=int, default=4, help="dataloader workers")
+    parser.add_argument("--compile", action="store_true", help="also time the compiled UNet")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
@@ -268,8 +330,30 @@ def main(argv: list[str] | None = None) -> dict:
         if device.type == "cuda"
         else f"CPU {platform.machine()} x{torch.get_num_threads()}"
     )
+    out = Path(args.out)
+    torch.backends.cudnn.benchmark = False
     peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 1024)
     print(f"{name}: {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", flush=True)
+    results = {
+        "device": name,
+        "date": datetime.date.today().isoformat(),
+        "scale": scale,
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "note": (
+            "Full-size SD2 inpainting (random weights), 512 px, LoRA rank 8, bf16 autocast with "
+            "frozen weights in bf16, LoRA weights and AdamW state in fp32."
+            if scale == "full"
+            else "Tiny model on a CPU: these figures only show the benchmark runs; they are "
+            "not meaningful for speed."
+        ),
+        "matmul_peak_tflops": peak / 1e12,
+    }
+
+    def record(key: str, value: dict) -> None:
+        results[key] = value
+        print(f"{key}: {value}", flush=True)
+        save(results, out)
 
     datamodule = SceneDataModule(
         args.scene,
@@ -279,47 +363,51 @@ def main(argv: list[str] | None = None) -> dict:
     )
     module = build_module(scale, device, dtype)
     batch = training_batch(datamodule, sizes["batch_size"], device)
-    training = measure_training(module, batch, device, dtype, args.steps, peak)
-    print(f"training: {training}", flush=True)
-    data = {"samples_per_second": measure_data(datamodule, batches=args.steps)}
-    print(f"data: {data}", flush=True)
-    sampling = measure_sampling(
-        module, datamodule, device, dtype, sizes["sampling_batch"], (5, 15), peak
-    )
-    print(f"sampling: {sampling}", flush=True)
-    del module
+    record("training", measure_training(module, batch, device, dtype, args.steps, peak))
+    flops = results["training"]["tflop_per_step"] * 1e12
+    record("data", {"samples_per_second": measure_data(datamodule, batches=args.steps)})
+    sampling_args = (module, datamodule, device, dtype)
+    record("sampling", measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak))
+    per_candidate = results["sampling"]["tflop_per_candidate"] * 1e12
+    results["end_to_end_minutes"] = (
+        2000 * results["training"]["seconds_per_step"]
+        + results["sampling"]["seconds_for_64_candidates"]
+    ) / 60
+    del module, sampling_args
 
     small = build_module(scale, device, dtype, gradient_checkpointing=True)
     small_batch = {k: v[: sizes["small_batch"]] for k, v in batch.items()}
-    training_24gb = measure_training(small, small_batch, device, dtype, args.steps, peak)
-    print(f"24 GB profile: {training_24gb}", flush=True)
+    record("training_24gb", measure_training(small, small_batch, device, dtype, args.steps, peak))
+    del small
 
-    results = {
-        "device": name,
-        "date": datetime.date.today().isoformat(),
-        "scale": scale,
-        "dtype": str(dtype).removeprefix("torch."),
-        "note": (
-            "Full-size SD2 inpainting (random weights), 512 px, LoRA rank 8."
-            if scale == "full"
-            else "Tiny model on a CPU: these figures only show the benchmark runs; they are "
-            "not meaningful for speed."
+    module = build_module(scale, device, dtype)
+    torch.backends.cudnn.benchmark = True
+    record(
+        "training_cudnn_benchmark",
+        measure_training(module, batch, device, dtype, args.steps, peak, flops),
+    )
+    module.to(memory_format=torch.channels_last)
+    record(
+        "training_channels_last",
+        measure_training(module, batch, device, dtype, args.steps, peak, flops),
+    )
+    sampling_args = (module, datamodule, device, dtype)
+    record(
+        "sampling_channels_last",
+        measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate),
+    )
+    record(
+        "sampling_large_batch",
+        measure_sampling(
+            *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
         ),
-        "matmul_peak_tflops": peak / 1e12,
-        "training": training,
-        "training_24gb": training_24gb,
-        "data": data,
-        "sampling": sampling,
-        "end_to_end_minutes": (
-            2000 * training["seconds_per_step"] + sampling["seconds_for_64_candidates"]
+    )
+    if args.compile:
+        module.base_model.denoiser.compile()
+        record(
+            "training_compiled",
+            measure_training(module, batch, device, dtype, args.steps, peak, flops),
         )
-        / 60,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{name.replace(' ', '_').replace('/', '_')}-{results['date']}"
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
     return results
 

@@ -42,11 +42,12 @@ def fit(cli: RealFillCLI) -> None:
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> RealFillCLI:
     """Fit, then print the run dir."""
     cli = run_cli(RealFillCLI, fit, SaveRunConfig, args)
     if cli.trainer.is_global_zero:
         print(f"Run dir: {Path(cli.trainer.default_root_dir).resolve()}")
+    return cli
 
 
 if __name__ == "__main__":

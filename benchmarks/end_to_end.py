@@ -1,0 +1,67 @@
+"""The whole RealFill job timed as a user runs it: `realfill.fit` with configs/realfill.yaml on
+full-size SD2 inpainting (random weights), then 64 candidates sampled, composited and ranked.
+
+    python benchmarks/end_to_end.py [--trainer.max_steps=200 ...]
+
+Runs `max_steps` training steps (benchmarks/end_to_end.yaml) and extrapolates the paper's 2000
+from the steady step time after warm-up. Extra arguments go to `realfill.fit`. Writes
+`<out>/end_to_end.json`.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from stage_clock import StageClock
+
+from realfill.callbacks import CompleteTarget
+from realfill.fit import main as fit
+from realfill.io import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_STEPS = 2000
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    configs = ["--config", str(REPO / "configs" / "realfill.yaml")]
+    configs += ["--config", str(REPO / "benchmarks" / "end_to_end.yaml")]
+    start = time.perf_counter()
+    cli = fit([*configs, *argv])
+    total = time.perf_counter() - start
+    clock = next(c for c in cli.trainer.callbacks if isinstance(c, StageClock))
+    m = clock.marks
+    step = (m["train_end"] - m["steady_start"]) / clock.steady_steps
+    startup = m["train_start"] - start
+    warmup = m["steady_start"] - m["train_start"]
+    selection = m["selection_end"] - m["train_end"]
+    steps = cli.trainer.global_step
+    results = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "training_steps": steps,
+        "batch_size": cli.datamodule.batch_size,
+        "precision": str(cli.trainer.precision),
+        "seconds_total": total,
+        "seconds_startup": startup,
+        "seconds_warmup_steps": warmup,
+        "seconds_per_steady_step": step,
+        "seconds_selection": selection,
+        "num_candidates": next(
+            c.num_samples for c in cli.trainer.callbacks if isinstance(c, CompleteTarget)
+        ),
+        "estimated_minutes_paper_run": (
+            startup + warmup + (PAPER_STEPS - clock.warmup_steps) * step + selection
+        )
+        / 60,
+    }
+    out = Path(os.environ.get("OUT", cli.trainer.default_root_dir))
+    write_json(results, out / "end_to_end.json")
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
