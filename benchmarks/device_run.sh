@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Take the GPU figures on a lent machine (the `device` tool), in the repo root there:
 #   carry: [".whl"]   command: "bash benchmarks/device_run.sh"   timeout_s: 540
+# Arguments go to end_to_end.py (e.g. --config benchmarks/end_to_end_quick.yaml); SPEED_ARGS
+# to speed.py (e.g. "--only data"), SPEED_SECONDS and END_TO_END_SECONDS bound each stage.
 # Installs the carried wheels (see benchmarks/README.md), then runs, each under its own time
 # limit so one overrun cannot cost the other's figures:
 #   1. speed.py at full scale (its measurements are saved as they come), torch.compile last;
@@ -18,10 +20,9 @@ python3 -c "import torch, diffusers, peft, transformers; print(torch.__version__
 diffusers.__version__, peft.__version__, transformers.__version__)" | tee -a "$out/gpu.txt"
 
 timeout "${SPEED_SECONDS:-280}" python3 benchmarks/speed.py --steps 6 --num_workers 8 \
-    --compile --out "$out" > "$out/speed.log" 2>&1
+    ${SPEED_ARGS:---compile} --out "$out" > "$out/speed.log" 2>&1
 echo "speed.py exit $?"; grep -v "^\[transformers\]" "$out/speed.log" | tail -n 25
 
 timeout "${END_TO_END_SECONDS:-190}" python3 benchmarks/end_to_end.py \
-    --trainer.max_steps="${END_TO_END_STEPS:-120}" --trainer.default_root_dir=/tmp/end_to_end \
-    > "$out/end_to_end.log" 2>&1
-echo "end_to_end.py exit $?"; grep -av "it/s\]\|s/it\]" "$out/end_to_end.log" | tail -n 25
+    --trainer.default_root_dir=/tmp/end_to_end "$@" > "$out/end_to_end.log" 2>&1
+echo "end_to_end.py exit $?"; tr '\r' '\n' < "$out/end_to_end.log" | grep -v "it/s\]\|s/it\]" | tail -n 30

@@ -107,9 +107,12 @@ class RealFillModule(L.LightningModule):
         training_mask = batch["training_mask"]
         pixels = batch["pixels"] * known
         masked_pixels = pixels * (1.0 - training_mask)
-        latents, masked_latents = self.base_model.encode_images(
-            torch.cat([pixels, masked_pixels])
-        ).chunk(2)
+        with torch.autocast(self.device.type, enabled=False):
+            # the frozen VAE runs in its storage dtype: under autocast its GroupNorms would run
+            # in fp32 at full image resolution (measured: 0.22 of a 0.46 s step on an H200)
+            latents, masked_latents = self.base_model.encode_images(
+                torch.cat([pixels, masked_pixels])
+            ).chunk(2)
         batch_size = latents.shape[0]
         prompts = self.base_model.encode_prompt([self.prompt, ""])
         use_empty = torch.rand(batch_size, device=self.device) < self.prompt_dropout

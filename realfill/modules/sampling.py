@@ -1,7 +1,8 @@
 """Sampling completions from a (fine-tuned) base model: one implementation for fit and sample."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from PIL import Image
@@ -19,6 +20,34 @@ def generation_size(width: int, height: int, resolution: int, multiple: int) -> 
         return max(multiple, round(side * scale / multiple) * multiple)
 
     return snap(width), snap(height)
+
+
+def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
+    """The dtype the denoiser's frozen weights are stored in (the compute dtype)."""
+    return next(p.dtype for p in base_model.denoiser.parameters() if not p.requires_grad)
+
+
+@contextmanager
+def in_frozen_dtype(base_model: InpaintingBaseModel) -> Iterator[None]:
+    """Sample in the frozen weights' dtype, autocast off, the way a stock diffusers pipeline
+    loaded in bf16 runs: the adapters are cast to that dtype for the duration and their fp32
+    values restored after. Under autocast every GroupNorm and the UNet's output would run in
+    fp32. Nothing changes when the frozen weights are fp32."""
+    dtype = frozen_dtype(base_model)
+    if dtype == torch.float32:
+        yield
+        return
+    trainable = [p for p in base_model.parameters() if p.requires_grad]
+    originals = [p.data for p in trainable]
+    device = next(base_model.parameters()).device
+    try:
+        for param in trainable:
+            param.data = param.data.to(dtype)
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        for param, original in zip(trainable, originals, strict=True):
+            param.data = original
 
 
 @torch.no_grad()
@@ -54,22 +83,26 @@ def generate(
         batch_size = 1
     batches = math.ceil(len(seeds) / batch_size)
     try:
-        for start in tqdm(
-            range(0, len(seeds), batch_size), total=batches, desc="sampling", disable=not progress
-        ):
-            chunk = list(seeds[start : start + batch_size])
-            output = pipe(
-                prompt=[prompt] * len(chunk),
-                image=[image] * len(chunk),
-                mask_image=[mask_image] * len(chunk),
-                height=height,
-                width=width,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                generator=[torch.Generator().manual_seed(seed) for seed in chunk],
-                **base_model.pipeline_arguments(),
-            )
-            results.extend(output.images)
+        with in_frozen_dtype(base_model):
+            for start in tqdm(
+                range(0, len(seeds), batch_size),
+                total=batches,
+                desc="sampling",
+                disable=not progress,
+            ):
+                chunk = list(seeds[start : start + batch_size])
+                output = pipe(
+                    prompt=[prompt] * len(chunk),
+                    image=[image] * len(chunk),
+                    mask_image=[mask_image] * len(chunk),
+                    height=height,
+                    width=width,
+                    num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale,
+                    generator=[torch.Generator().manual_seed(seed) for seed in chunk],
+                    **base_model.pipeline_arguments(),
+                )
+                results.extend(output.images)
     finally:
         base_model.train(was_training)
     return results

@@ -120,10 +120,16 @@ def test_mixed_precision_stores_frozen_weights_in_bf16_and_lora_in_fp32(module):
             assert param.dtype == torch.float32, name
         elif ".vae." not in name:  # a plug-in may keep its VAE in fp32 (SDXL)
             assert param.dtype == torch.bfloat16, name
+    vae_autocast = []
+    module.base_model.vae.encoder.register_forward_pre_hook(
+        lambda vae, args: vae_autocast.append(torch.is_autocast_enabled("cpu"))
+    )
     with trainer.precision_plugin.forward_context():
         loss = module.masked_loss(target_batch())
     loss.backward()
     assert torch.isfinite(loss)
+    # the frozen VAE runs in its storage dtype, not in autocast's fp32 GroupNorms
+    assert vae_autocast and not any(vae_autocast)
 
 
 def test_gradient_checkpointing_keeps_the_loss_and_the_gradients(module):
