@@ -4,7 +4,8 @@ full-size SD2 inpainting (random weights), then 64 candidates sampled, composite
     python benchmarks/end_to_end.py [--trainer.max_steps=200 ...]
 
 Runs `max_steps` training steps (benchmarks/end_to_end.yaml) and extrapolates the paper's 2000
-from the steady step time after warm-up. Extra arguments go to `realfill.fit`. Writes
+from the steady step time after warm-up, and its 64 candidates from the selection time per
+candidate. Extra arguments go to `realfill.fit`. Writes
 `<out>/end_to_end.json`.
 """
 
@@ -15,14 +16,18 @@ import time
 from pathlib import Path
 
 import torch
-from stage_clock import StageClock
 
-from realfill.callbacks import CompleteTarget
-from realfill.fit import main as fit
-from realfill.io import write_json
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stage_clock import StageClock  # noqa: E402
+
+from realfill.callbacks import CompleteTarget  # noqa: E402
+from realfill.fit import main as fit  # noqa: E402
+from realfill.io import write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_STEPS = 2000
+PAPER_CANDIDATES = 64
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = m["steady_start"] - m["train_start"]
     selection = m["selection_end"] - m["train_end"]
     steps = cli.trainer.global_step
+    candidates = next(c.num_samples for c in cli.trainer.callbacks if isinstance(c, CompleteTarget))
     results = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "training_steps": steps,
@@ -49,11 +55,12 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_warmup_steps": warmup,
         "seconds_per_steady_step": step,
         "seconds_selection": selection,
-        "num_candidates": next(
-            c.num_samples for c in cli.trainer.callbacks if isinstance(c, CompleteTarget)
-        ),
+        "num_candidates": candidates,
         "estimated_minutes_paper_run": (
-            startup + warmup + (PAPER_STEPS - clock.warmup_steps) * step + selection
+            startup
+            + warmup
+            + (PAPER_STEPS - clock.warmup_steps) * step
+            + selection * PAPER_CANDIDATES / candidates
         )
         / 60,
     }

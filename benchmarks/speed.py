@@ -14,10 +14,13 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
   batch-16 step with `trainer.accumulate_grad_batches=4`);
 - the data pipeline: samples/s `SceneDataModule` delivers, against what training consumes;
 - sampling: candidates/min at 200 DDPM steps (two runs of different step counts separate the
-  per-step cost from the fixed encode/decode cost), FLOPs and MFU.
+  per-step cost from the fixed encode/decode cost), FLOPs and MFU;
+- variants (`--only` picks; `--compile` adds one): channels-last weights for training and
+  sampling, a sampling batch of 64, and the UNet under `torch.compile`.
 
-Results go to `benchmarks/results/<device>-<date>.{json,md}`. On a CPU everything runs at tiny
-scale so the script cannot rot, and the results say the figures are not meaningful.
+Each measurement is saved as it comes, to `benchmarks/results/<device>-<date>.{json,md}`, so a
+run cut off at a time limit keeps what it measured. On a CPU everything runs at tiny scale so
+the script cannot rot, and the results say the figures are not meaningful.
 """
 
 import argparse
@@ -143,7 +146,7 @@ def measure_training(
     seconds = timed(step, device, repeats=steps, warmup=2)
     memory = peak_memory_gib(device)
     flops = flops or counted_flops(forward_backward)
-    encode = timed(lambda: encode_batch(module, batch, autocast), device, repeats=steps, warmup=1)
+    encode = timed(lambda: encode_batch(module, batch), device, repeats=steps, warmup=1)
     batch_size = batch["pixels"].shape[0]
     return {
         "batch_size": batch_size,
@@ -156,10 +159,11 @@ def measure_training(
     }
 
 
-def encode_batch(module: RealFillModule, batch: dict, autocast) -> torch.Tensor:
-    """The VAE encoding of one training step (image and masked image): its share of the step."""
+def encode_batch(module: RealFillModule, batch: dict) -> torch.Tensor:
+    """The VAE encoding of one training step (image and masked image) as `masked_loss` runs it:
+    in the frozen weights' dtype, autocast off. Its share of the step."""
     pixels = batch["pixels"] * batch["known_mask"]
-    with autocast, torch.no_grad():
+    with torch.autocast(pixels.device.type, enabled=False), torch.no_grad():
         return module.base_model.encode_images(
             torch.cat([pixels, pixels * (1.0 - batch["training_mask"])])
         )
@@ -297,7 +301,8 @@ def markdown(results: dict) -> str:
         )
     if "end_to_end_minutes" in results:
         lines.append(
-            f"| 2000 training steps + 64 candidates (estimate) | "
+            f"| 2000 bare training steps + sampling 64 candidates (no ranking, no Lightning; "
+            f"benchmarks/end_to_end.py times the whole job) | "
             f"{results['end_to_end_minutes']:.1f} min |"
         )
     return "\n".join(lines) + "\n"
