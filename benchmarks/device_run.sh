@@ -5,7 +5,8 @@
 # to speed.py (e.g. "--only data"), SPEED_SECONDS and END_TO_END_SECONDS bound each stage.
 # Installs the carried wheels (see benchmarks/README.md), then runs, each under its own time
 # limit so one overrun cannot cost the other's figures:
-#   1. speed.py at full scale (its measurements are saved as they come), torch.compile last;
+#   1. speed.py at full scale (its measurements are saved as they come), profiled, with
+#      torch.compile last;
 #   2. end_to_end.py: realfill.fit with configs/realfill.yaml, then 64 candidates ranked.
 # Everything lands in $OUT, which comes back.
 set -uo pipefail
@@ -20,7 +21,7 @@ python3 -c "import torch, diffusers, peft, transformers; print(torch.__version__
 diffusers.__version__, peft.__version__, transformers.__version__)" | tee -a "$out/gpu.txt"
 
 timeout "${SPEED_SECONDS:-280}" python3 benchmarks/speed.py --steps 6 --num_workers 8 \
-    ${SPEED_ARGS:---compile} --out "$out" > "$out/speed.log" 2>&1
+    ${SPEED_ARGS:---compile regional --profile} --out "$out" > "$out/speed.log" 2>&1
 echo "speed.py exit $?"; grep -v "^\[transformers\]" "$out/speed.log" | tail -n 25
 
 timeout "${END_TO_END_SECONDS:-190}" python3 benchmarks/end_to_end.py \

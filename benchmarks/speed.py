@@ -16,7 +16,9 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
 - sampling: candidates/min at 200 DDPM steps (two runs of different step counts separate the
   per-step cost from the fixed encode/decode cost), FLOPs and MFU;
 - variants (`--only` picks; `--compile` adds one): channels-last weights for training and
-  sampling, a sampling batch of 64, and the UNet under `torch.compile`.
+  sampling, a sampling batch of 64, and the UNet under `torch.compile` (whole or regional);
+- with `--profile`, where a training step and sampling steps spend their time: the top
+  operators and how busy the GPU is (a low figure means the host cannot keep it fed).
 
 Each measurement is saved as it comes, to `benchmarks/results/<device>-<date>.{json,md}`, so a
 run cut off at a time limit keeps what it measured. On a CPU everything runs at tiny scale so
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -123,9 +126,11 @@ def measure_training(
     steps: int,
     peak: float,
     flops: int | None = None,
+    profile_to: Path | None = None,
 ) -> dict:
     """Time, FLOPs, MFU and peak memory of one optimizer step on `batch` (FLOPs counted unless
-    given: a variant of the same step does the same arithmetic)."""
+    given: a variant of the same step does the same arithmetic); with `profile_to`, where the
+    step's time goes (see `profiled`)."""
     optimizer = module.configure_optimizers()["optimizer"]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
@@ -148,7 +153,7 @@ def measure_training(
     flops = flops or counted_flops(forward_backward)
     encode = timed(lambda: encode_batch(module, batch), device, repeats=steps, warmup=1)
     batch_size = batch["pixels"].shape[0]
-    return {
+    results = {
         "batch_size": batch_size,
         "seconds_per_step": seconds,
         "samples_per_second": batch_size / seconds,
@@ -156,6 +161,37 @@ def measure_training(
         "tflop_per_step": flops / 1e12,
         "mfu": flops / seconds / peak,
         "peak_memory_gib": memory,
+    }
+    if profile_to is not None:
+        results["profile"] = profiled(step, device, profile_to)
+    return results
+
+
+def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats: int = 2) -> dict:
+    """Profile `repeats` calls of `fn`: write the top operators by device time (CPU time on a
+    CPU) to `path`, and return the wall time per call against the time the device was busy. A
+    busy fraction well under 1 means the host (Python, dispatch, launches) cannot keep the GPU
+    fed, which no kernel tuning fixes; the profiler's own overhead lowers it somewhat."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    fn()
+    synchronize(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as profiler:
+        for _ in range(repeats):
+            fn()
+        synchronize(device)
+    wall = (time.perf_counter() - start) / repeats
+    events = profiler.key_averages()
+    sort_by = "self_device_time_total" if cuda else "self_cpu_time_total"
+    write_text(events.table(sort_by=sort_by, row_limit=30), path)
+    busy = sum(e.self_device_time_total for e in events) / 1e6 / repeats if cuda else None
+    return {
+        "wall_seconds": wall,
+        "device_busy_seconds": busy,
+        "device_busy_fraction": None if busy is None else busy / wall,
+        "operator_calls": sum(e.count for e in events if e.key.startswith("aten::")) // repeats,
+        "table": path.name,
     }
 
 
@@ -188,6 +224,7 @@ def measure_sampling(
     peak: float,
     flops_per_candidate: float | None = None,
     target_steps: int = 200,
+    profile_to: Path | None = None,
 ) -> dict:
     """Candidates/min at `target_steps` DDPM steps, from two timed runs of fewer steps (FLOPs
     per candidate counted unless given)."""
@@ -221,6 +258,9 @@ def measure_sampling(
         flops_per_step = (flops_many - flops_few) / (many - few)
         flops_per_candidate = (flops_few + (target_steps - few) * flops_per_step) / batch_size
     flops = flops_per_candidate * batch_size
+    profile_results = {}
+    if profile_to is not None:
+        profile_results["profile"] = profiled(lambda: sample(few), device, profile_to, repeats=1)
     return {
         "batch_size": batch_size,
         "denoising_steps": target_steps,
@@ -233,6 +273,7 @@ def measure_sampling(
         "tflop_per_batch": flops / 1e12,
         "mfu": flops / seconds / peak,
         "peak_memory_gib": peak_memory_gib(device),
+        **profile_results,
     }
 
 
@@ -288,12 +329,28 @@ def markdown(results: dict) -> str:
         "|---|---|",
         *training_row("training (as configs/realfill.yaml)", "training"),
         *training_row("training, channels-last", "training_channels_last"),
-        *training_row("training + torch.compile (UNet)", "training_compiled"),
+        *training_row("training, torch.compile (whole UNet)", "training_compiled_whole"),
+        *training_row(
+            "training, torch.compile (UNet's repeated blocks)", "training_compiled_regional"
+        ),
         *training_row("24 GB profile: gradient checkpointing", "training_24gb"),
         *sampling_row("sampling", "sampling"),
         *sampling_row("sampling, channels-last", "sampling_channels_last"),
         *sampling_row("sampling, larger batch", "sampling_large_batch"),
     ]
+    for key in ("training", "sampling"):
+        if "profile" in results.get(key, {}):
+            r = results[key]["profile"]
+            busy = (
+                ""
+                if r["device_busy_seconds"] is None
+                else f", device busy {r['device_busy_seconds']:.3f} s "
+                f"({100 * r['device_busy_fraction']:.0f}%)"
+            )
+            lines.append(
+                f"| {key} profile ({r['table']}) | wall {r['wall_seconds']:.3f} s per call{busy}, "
+                f"{r['operator_calls']} aten calls |"
+            )
     if "data" in results:
         lines.append(
             f"| data pipeline | {results['data']['samples_per_second']:.0f} samples/s "
@@ -308,10 +365,15 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def file_stem(results: dict) -> str:
+    """`<device>-<date>`: the results files' name."""
+    return f"{results['device'].replace(' ', '_').replace('/', '_')}-{results['date']}"
+
+
 def save(results: dict, out: Path) -> None:
     """Write the results so far (JSON and table), atomically: a later measurement that runs out
     of time leaves the earlier ones on disk."""
-    stem = f"{results['device'].replace(' ', '_').replace('/', '_')}-{results['date']}"
+    stem = file_stem(results)
     write_json(results, out / f"{stem}.json")
     write_text(markdown(results), out / f"{stem}.md")
 
@@ -322,7 +384,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--scene", default=str(REPO / "examples" / "motorcycle"))
     parser.add_argument("--num_workers", type=int, default=4, help="dataloader workers")
-    parser.add_argument("--compile", action="store_true", help="also time the compiled UNet")
+    parser.add_argument(
+        "--compile",
+        choices=["whole", "regional"],
+        help="also time the UNet under torch.compile, whole or its repeated blocks",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile a training step and sampling steps: top operators, GPU busy fraction",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -375,12 +446,30 @@ def main(argv: list[str] | None = None) -> dict:
     )
     module = build_module(scale, device, dtype)
     batch = training_batch(datamodule, sizes["batch_size"], device)
-    record("training", measure_training(module, batch, device, dtype, args.steps, peak))
+
+    def profile_file(name: str) -> Path | None:
+        return out / f"{file_stem(results)}-profile-{name}.txt" if args.profile else None
+
+    record(
+        "training",
+        measure_training(
+            module, batch, device, dtype, args.steps, peak, profile_to=profile_file("training")
+        ),
+    )
     flops = results["training"]["tflop_per_step"] * 1e12
     if "data" in args.only:
         record("data", {"samples_per_second": measure_data(datamodule, batches=args.steps)})
     sampling_args = (module, datamodule, device, dtype)
-    record("sampling", measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak))
+    record(
+        "sampling",
+        measure_sampling(
+            *sampling_args,
+            sizes["sampling_batch"],
+            (5, 15),
+            peak,
+            profile_to=profile_file("sampling"),
+        ),
+    )
     per_candidate = results["sampling"]["tflop_per_candidate"] * 1e12
     results["end_to_end_minutes"] = (
         2000 * results["training"]["seconds_per_step"]
@@ -420,9 +509,10 @@ def main(argv: list[str] | None = None) -> dict:
             ),
         )
     if args.compile:
-        module.base_model.denoiser.compile()
+        module.to(memory_format=torch.contiguous_format)
+        module.base_model.compile_denoiser(regional=args.compile == "regional")
         record(
-            "training_compiled",
+            f"training_compiled_{args.compile}",
             measure_training(module, batch, device, dtype, args.steps, peak, flops),
         )
     print(markdown(results))

@@ -127,6 +127,15 @@ class InpaintingBaseModel(nn.Module, ABC):
                 enable = getattr(module, "activation_checkpointing_enable", None)  # transformers 5
                 (enable or module.gradient_checkpointing_enable)({"use_reentrant": False})
 
+    def compile_denoiser(self, backend: str = "inductor", regional: bool = False) -> None:
+        """torch.compile the denoiser in place: whole, or only the blocks it repeats (diffusers'
+        `compile_repeated_blocks`), which gives their fused kernels after a fraction of the
+        compile time."""
+        if regional:
+            self.denoiser.compile_repeated_blocks(backend=backend)
+        else:
+            self.denoiser.compile(backend=backend)
+
     def trainable_to_fp32(self) -> None:
         """Hold trainable (LoRA) weights in fp32 whatever the base weights' dtype."""
         for param in self.parameters():

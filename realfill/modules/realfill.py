@@ -52,6 +52,7 @@ class RealFillModule(L.LightningModule):
         optimizer: Literal["adamw", "adamw8bit"] = "adamw",
         gradient_checkpointing: bool = False,
         compile_denoiser: bool = False,
+        compile_regional: bool = False,
         compile_backend: str = "inductor",
     ) -> None:
         """
@@ -75,6 +76,9 @@ class RealFillModule(L.LightningModule):
                 trainer.accumulate_grad_batches.
             compile_denoiser: torch.compile the denoiser when fit starts: faster steps after
                 a compilation of a minute or two; the same loss.
+            compile_regional: With compile_denoiser, compile only the denoiser's repeated
+                blocks (diffusers' regional compilation: its transformer blocks, adapters
+                included) instead of the whole denoiser: a fraction of the compile time.
             compile_backend: torch.compile backend ("inductor" generates fused kernels).
         """
         super().__init__()
@@ -94,7 +98,9 @@ class RealFillModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
         if self.hparams.compile_denoiser and stage == "fit":
-            self.base_model.denoiser.compile(backend=self.hparams.compile_backend)
+            self.base_model.compile_denoiser(
+                self.hparams.compile_backend, self.hparams.compile_regional
+            )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)

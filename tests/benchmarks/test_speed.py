@@ -17,7 +17,8 @@ def load_benchmark():
 def test_tiny_benchmark_writes_json_and_table(tmp_path):
     speed = load_benchmark()
     results = speed.main(
-        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--out", str(tmp_path)]
+        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--profile"]
+        + ["--out", str(tmp_path)]
     )
     (json_file,) = tmp_path.glob("*.json")
     (table,) = tmp_path.glob("*.md")
@@ -28,3 +29,6 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     assert results["training"]["tflop_per_step"] > results["training_24gb"]["tflop_per_step"]
     assert results["sampling"]["candidates_per_minute"] > 0
     assert results["data"]["samples_per_second"] > 0
+    for key in ("training", "sampling"):
+        profile = results[key]["profile"]
+        assert profile["operator_calls"] > 0 and (tmp_path / profile["table"]).is_file()

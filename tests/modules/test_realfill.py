@@ -142,11 +142,13 @@ def test_gradient_checkpointing_keeps_the_loss_and_the_gradients(module):
         torch.testing.assert_close(checkpointed_grads[name], grad, msg=name)
 
 
-def test_compiled_denoiser_gives_the_same_loss(tmp_path):
+@pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
+def test_compiled_denoiser_gives_the_same_loss(tmp_path, regional):
     torch.manual_seed(0)
     module = RealFillModule(
         TinyStableDiffusionInpainting(seed=0),
         compile_denoiser=True,
+        compile_regional=regional,
         compile_backend="aot_eager",  # the switch's wiring; inductor only adds codegen time
         denoiser_learning_rate=0.0,
         text_encoder_learning_rate=0.0,
@@ -164,7 +166,13 @@ def test_compiled_denoiser_gives_the_same_loss(tmp_path):
     )
     loader = DataLoader([batch], batch_size=None)  # the one batch, as it is
     trainer.fit(module, train_dataloaders=loader)
-    assert module.base_model.denoiser._compiled_call_impl is not None
+    denoiser = module.base_model.denoiser
+    compiled_blocks = [m for m in denoiser.modules() if m._compiled_call_impl is not None]
+    if regional:
+        assert compiled_blocks and denoiser not in compiled_blocks
+        assert {type(m).__name__ for m in compiled_blocks} == set(denoiser._repeated_blocks)
+    else:
+        assert compiled_blocks == [denoiser]
     compiled, _ = loss_and_grads(module, batch)
     torch.testing.assert_close(compiled, eager)
 
