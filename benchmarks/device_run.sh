@@ -24,6 +24,6 @@ timeout "${SPEED_SECONDS:-280}" python3 benchmarks/speed.py --steps 6 --num_work
     ${SPEED_ARGS:---compile regional --profile} --out "$out" > "$out/speed.log" 2>&1
 echo "speed.py exit $?"; grep -v "^\[transformers\]" "$out/speed.log" | tail -n 25
 
-timeout "${END_TO_END_SECONDS:-190}" python3 benchmarks/end_to_end.py \
+timeout "${END_TO_END_SECONDS:-220}" python3 benchmarks/end_to_end.py \
     --trainer.default_root_dir=/tmp/end_to_end "$@" > "$out/end_to_end.log" 2>&1
 echo "end_to_end.py exit $?"; tr '\r' '\n' < "$out/end_to_end.log" | grep -v "it/s\]\|s/it\]" | tail -n 30
