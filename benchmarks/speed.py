@@ -151,7 +151,7 @@ def measure_training(
     seconds = timed(step, device, repeats=steps, warmup=2)
     memory = peak_memory_gib(device)
     flops = flops or counted_flops(forward_backward)
-    encode = timed(lambda: encode_batch(module, batch), device, repeats=steps, warmup=1)
+    encode = timed(lambda: module.encode_batch(batch), device, repeats=steps, warmup=1)
     batch_size = batch["pixels"].shape[0]
     results = {
         "batch_size": batch_size,
@@ -193,16 +193,6 @@ def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats
         "operator_calls": sum(e.count for e in events if e.key.startswith("aten::")) // repeats,
         "table": path.name,
     }
-
-
-def encode_batch(module: RealFillModule, batch: dict) -> torch.Tensor:
-    """The VAE encoding of one training step (image and masked image) as `masked_loss` runs it:
-    in the frozen weights' dtype, autocast off. Its share of the step."""
-    pixels = batch["pixels"] * batch["known_mask"]
-    with torch.autocast(pixels.device.type, enabled=False), torch.no_grad():
-        return module.base_model.encode_images(
-            torch.cat([pixels, pixels * (1.0 - batch["training_mask"])])
-        )
 
 
 def measure_data(datamodule: SceneDataModule, batches: int) -> float:
@@ -258,10 +248,7 @@ def measure_sampling(
         flops_per_step = (flops_many - flops_few) / (many - few)
         flops_per_candidate = (flops_few + (target_steps - few) * flops_per_step) / batch_size
     flops = flops_per_candidate * batch_size
-    profile_results = {}
-    if profile_to is not None:
-        profile_results["profile"] = profiled(lambda: sample(few), device, profile_to, repeats=1)
-    return {
+    results = {
         "batch_size": batch_size,
         "denoising_steps": target_steps,
         "seconds_per_denoising_step": per_step,
@@ -273,8 +260,10 @@ def measure_sampling(
         "tflop_per_batch": flops / 1e12,
         "mfu": flops / seconds / peak,
         "peak_memory_gib": peak_memory_gib(device),
-        **profile_results,
     }
+    if profile_to is not None:
+        results["profile"] = profiled(lambda: sample(few), device, profile_to, repeats=1)
+    return results
 
 
 def build_module(

@@ -107,18 +107,21 @@ class RealFillModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def encode_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents of the batch's images and of their masked copies, in one VAE call. Unknown
+        pixels are blanked first. The frozen VAE runs in its storage dtype, autocast off: under
+        autocast its GroupNorms would run in fp32 at full image resolution."""
+        pixels = batch["pixels"] * batch["known_mask"]
+        masked_pixels = pixels * (1.0 - batch["training_mask"])
+        with torch.autocast(self.device.type, enabled=False):
+            latents = self.base_model.encode_images(torch.cat([pixels, masked_pixels]))
+        return latents.chunk(2)
+
     def masked_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The RealFill objective on one batch; unknown pixels contribute nothing."""
         known = batch["known_mask"]
         training_mask = batch["training_mask"]
-        pixels = batch["pixels"] * known
-        masked_pixels = pixels * (1.0 - training_mask)
-        with torch.autocast(self.device.type, enabled=False):
-            # the frozen VAE runs in its storage dtype: under autocast its GroupNorms would run
-            # in fp32 at full image resolution (measured: 0.22 of a 0.46 s step on an H200)
-            latents, masked_latents = self.base_model.encode_images(
-                torch.cat([pixels, masked_pixels])
-            ).chunk(2)
+        latents, masked_latents = self.encode_batch(batch)
         batch_size = latents.shape[0]
         prompts = self.base_model.encode_prompt([self.prompt, ""])
         use_empty = torch.rand(batch_size, device=self.device) < self.prompt_dropout
