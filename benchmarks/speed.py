@@ -47,7 +47,16 @@ from realfill.io import write_json, write_text  # noqa: E402
 from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ["data", "training_24gb", "channels_last", "large_batch"]
+COMPILED = {
+    "regional": "torch.compile: UNet's repeated blocks, VAE encoder, text encoder",
+    "whole": "torch.compile: whole UNet, VAE encoder, text encoder",
+}
+PROFILED = [
+    f"{stage}{suffix}"
+    for suffix in ("", "_compiled_regional", "_compiled_whole")
+    for stage in ("training", "sampling")
+]
+VARIANTS = ["data", "training_24gb", "unmerged", "channels_last", "large_batch"]
 SCALES = {
     "full": {
         "resolution": 512,
@@ -148,7 +157,8 @@ def measure_training(
         optimizer.zero_grad(set_to_none=True)
 
     reset_peak_memory(device)
-    seconds = timed(step, device, repeats=steps, warmup=2)
+    first = timed(step, device, repeats=1, warmup=0)  # compilation and autotuning included
+    seconds = timed(step, device, repeats=steps, warmup=1)
     memory = peak_memory_gib(device)
     flops = flops or counted_flops(forward_backward)
     encode = timed(lambda: module.encode_batch(batch), device, repeats=steps, warmup=1)
@@ -156,6 +166,7 @@ def measure_training(
     results = {
         "batch_size": batch_size,
         "seconds_per_step": seconds,
+        "first_step_seconds": first,
         "samples_per_second": batch_size / seconds,
         "vae_encode_seconds": encode,
         "tflop_per_step": flops / 1e12,
@@ -214,10 +225,11 @@ def measure_sampling(
     peak: float,
     flops_per_candidate: float | None = None,
     target_steps: int = 200,
+    merge_adapters: bool = True,
     profile_to: Path | None = None,
 ) -> dict:
     """Candidates/min at `target_steps` DDPM steps, from two timed runs of fewer steps (FLOPs
-    per candidate counted unless given)."""
+    per candidate counted unless given); `merge_adapters` as `generate` takes it."""
     scene = datamodule.scene
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     seeds = list(range(batch_size))
@@ -231,11 +243,12 @@ def measure_sampling(
                 resolution=datamodule.resolution,
                 num_inference_steps=steps,
                 batch_size=batch_size,
+                merge_adapters=merge_adapters,
                 progress=False,
             )
 
     few, many = step_counts
-    sample(few)  # warm-up
+    first = timed(lambda: sample(few), device, repeats=1, warmup=0)  # compilation included
     reset_peak_memory(device)
     t_few = timed(lambda: sample(few), device, repeats=1, warmup=0)
     t_many = timed(lambda: sample(many), device, repeats=1, warmup=0)
@@ -253,6 +266,7 @@ def measure_sampling(
         "denoising_steps": target_steps,
         "seconds_per_denoising_step": per_step,
         "fixed_seconds": fixed,
+        "first_call_seconds": first,
         "seconds_per_batch": seconds,
         "candidates_per_minute": 60 * batch_size / seconds,
         "seconds_for_64_candidates": seconds * math.ceil(64 / batch_size),
@@ -291,7 +305,8 @@ def markdown(results: dict) -> str:
         return [
             f"| {label}, batch {r['batch_size']} | {r['seconds_per_step']:.3f} s/step "
             f"({r['samples_per_second']:.1f} samples/s, VAE encode {r['vae_encode_seconds']:.3f} s)"
-            f", MFU {100 * r['mfu']:.1f}%, {memory(r['peak_memory_gib'])} |"
+            f", MFU {100 * r['mfu']:.1f}%, {memory(r['peak_memory_gib'])}, "
+            f"first step {r['first_step_seconds']:.1f} s |"
         ]
 
     def sampling_row(label: str, key: str) -> list[str]:
@@ -302,7 +317,7 @@ def markdown(results: dict) -> str:
             f"| {label}, batch {r['batch_size']}, {r['denoising_steps']} DDPM steps | "
             f"{r['candidates_per_minute']:.1f} candidates/min (64 in "
             f"{r['seconds_for_64_candidates']:.1f} s), MFU {100 * r['mfu']:.1f}%, "
-            f"{memory(r['peak_memory_gib'])} |"
+            f"{memory(r['peak_memory_gib'])}, first call {r['first_call_seconds']:.1f} s |"
         ]
 
     lines = [
@@ -318,16 +333,17 @@ def markdown(results: dict) -> str:
         "|---|---|",
         *training_row("training (as configs/realfill.yaml)", "training"),
         *training_row("training, channels-last", "training_channels_last"),
-        *training_row("training, torch.compile (whole UNet)", "training_compiled_whole"),
-        *training_row(
-            "training, torch.compile (UNet's repeated blocks)", "training_compiled_regional"
-        ),
+        *training_row(COMPILED["regional"], "training_compiled_regional"),
+        *training_row(COMPILED["whole"], "training_compiled_whole"),
         *training_row("24 GB profile: gradient checkpointing", "training_24gb"),
-        *sampling_row("sampling", "sampling"),
+        *sampling_row("sampling (LoRA merged into the weights)", "sampling"),
+        *sampling_row("sampling, LoRA adapters unmerged", "sampling_unmerged"),
+        *sampling_row(COMPILED["regional"], "sampling_compiled_regional"),
+        *sampling_row(COMPILED["whole"], "sampling_compiled_whole"),
         *sampling_row("sampling, channels-last", "sampling_channels_last"),
         *sampling_row("sampling, larger batch", "sampling_large_batch"),
     ]
-    for key in ("training", "sampling"):
+    for key in PROFILED:
         if "profile" in results.get(key, {}):
             r = results[key]["profile"]
             busy = (
@@ -375,8 +391,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num_workers", type=int, default=4, help="dataloader workers")
     parser.add_argument(
         "--compile",
-        choices=["whole", "regional"],
-        help="also time the UNet under torch.compile, whole or its repeated blocks",
+        nargs="+",
+        choices=["regional", "whole"],
+        default=[],
+        help="also time training and sampling with the UNet under torch.compile (its repeated "
+        "blocks, or whole) and the VAE and text encoders compiled: a fresh model each",
+    )
+    parser.add_argument(
+        "--compile_backend", default="inductor", help="torch.compile backend for --compile"
     )
     parser.add_argument(
         "--profile",
@@ -385,10 +407,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument(
         "--only",
-        nargs="+",
+        nargs="*",
         choices=VARIANTS,
         default=VARIANTS,
-        help="measure only these variants (training and sampling always run): a short lease",
+        help="measure only these variants (training and sampling always run; none if empty): "
+        "a short lease",
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
@@ -474,36 +497,86 @@ def main(argv: list[str] | None = None) -> dict:
             measure_training(small, small_batch, device, dtype, args.steps, peak),
         )
         del small
-    if not {"channels_last", "large_batch"} & set(args.only) and not args.compile:
-        print(markdown(results))
-        return results
-
-    module = build_module(scale, device, dtype)
-    sampling_args = (module, datamodule, device, dtype)
-    if "channels_last" in args.only:
-        module.to(memory_format=torch.channels_last)
+    if "unmerged" in args.only:
+        module = build_module(scale, device, dtype)
         record(
-            "training_channels_last",
-            measure_training(module, batch, device, dtype, args.steps, peak, flops),
-        )
-        record(
-            "sampling_channels_last",
-            measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate),
-        )
-    if "large_batch" in args.only:
-        record(
-            "sampling_large_batch",
+            "sampling_unmerged",
             measure_sampling(
-                *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
+                module,
+                datamodule,
+                device,
+                dtype,
+                sizes["sampling_batch"],
+                (5, 15),
+                peak,
+                per_candidate,
+                merge_adapters=False,
             ),
         )
-    if args.compile:
-        module.to(memory_format=torch.contiguous_format)
-        module.base_model.compile_denoiser(regional=args.compile == "regional")
-        record(
-            f"training_compiled_{args.compile}",
-            measure_training(module, batch, device, dtype, args.steps, peak, flops),
+        del module
+    if {"channels_last", "large_batch"} & set(args.only):
+        module = build_module(scale, device, dtype)
+        sampling_args = (module, datamodule, device, dtype)
+        if "channels_last" in args.only:
+            module.to(memory_format=torch.channels_last)
+            record(
+                "training_channels_last",
+                measure_training(module, batch, device, dtype, args.steps, peak, flops),
+            )
+            record(
+                "sampling_channels_last",
+                measure_sampling(
+                    *sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate
+                ),
+            )
+            module.to(memory_format=torch.contiguous_format)
+        if "large_batch" in args.only:
+            record(
+                "sampling_large_batch",
+                measure_sampling(
+                    *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
+                ),
+            )
+        del module, sampling_args
+    for mode in args.compile:
+        module = build_module(
+            scale,
+            device,
+            dtype,
+            compile_denoiser=True,
+            compile_regional=mode == "regional",
+            compile_encoders=True,
+            compile_backend=args.compile_backend,
         )
+        module.compile_for_training()
+        record(
+            f"training_compiled_{mode}",
+            measure_training(
+                module,
+                batch,
+                device,
+                dtype,
+                args.steps,
+                peak,
+                flops,
+                profile_to=profile_file(f"training_compiled_{mode}"),
+            ),
+        )
+        record(
+            f"sampling_compiled_{mode}",
+            measure_sampling(
+                module,
+                datamodule,
+                device,
+                dtype,
+                sizes["sampling_batch"],
+                (5, 15),
+                peak,
+                per_candidate,
+                profile_to=profile_file(f"sampling_compiled_{mode}"),
+            ),
+        )
+        del module
     print(markdown(results))
     return results
 

@@ -40,6 +40,9 @@ def prompt_tokens(
 class InpaintingBaseModel(nn.Module, ABC):
     """A pretrained text-to-image inpainting model, its frozen parts and its LoRA adapters."""
 
+    vae: nn.Module
+    """The image autoencoder (a diffusers `AutoencoderKL`): `encoder` maps pixels to latents."""
+
     @property
     @abstractmethod
     def size_multiple(self) -> int:
@@ -135,6 +138,17 @@ class InpaintingBaseModel(nn.Module, ABC):
             self.denoiser.compile_repeated_blocks(backend=backend)
         else:
             self.denoiser.compile(backend=backend)
+
+    def compile_encoders(self, backend: str = "inductor") -> None:
+        """torch.compile, in place, what encodes a training batch besides the denoiser: the VAE
+        encoder (two full-resolution encodings per sample, most of a step's FLOPs, memory-bound
+        GroupNorms that fusion removes) and every text encoder with trainable adapters (a few
+        thousand small kernels per step, launched by the host)."""
+        self.vae.encoder.compile(backend=backend)
+        for module in self.children():
+            trains = any(p.requires_grad for p in module.parameters())
+            if isinstance(module, PreTrainedModel) and trains:
+                module.compile(backend=backend)
 
     def trainable_to_fp32(self) -> None:
         """Hold trainable (LoRA) weights in fp32 whatever the base weights' dtype."""

@@ -2,10 +2,12 @@
 
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
+from peft.tuners.lora import LoraLayer
 from PIL import Image
+from torch import nn
 from tqdm.auto import tqdm
 
 from realfill.modules.base_model import InpaintingBaseModel
@@ -24,7 +26,38 @@ def generation_size(width: int, height: int, resolution: int, multiple: int) -> 
 
 def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
     """The dtype the denoiser's frozen weights are stored in (the compute dtype)."""
-    return next(p.dtype for p in base_model.denoiser.parameters() if not p.requires_grad)
+    return next(p.dtype for n, p in base_model.denoiser.named_parameters() if "lora_" not in n)
+
+
+@contextmanager
+def merged_adapters(model: nn.Module) -> Iterator[None]:
+    """Fold each active LoRA update into its frozen weight for the duration, adapters off: one
+    matmul per adapted layer instead of three plus dropout, an add and a scale, as diffusers'
+    `fuse_lora` samples. The update is summed in fp32 and rounded once to the weight's dtype.
+    After, the frozen weights are the original tensors again (bit-identical) and the adapters
+    are back on, with every parameter's `requires_grad` as it was."""
+    layers = [
+        m for m in model.modules() if isinstance(m, LoraLayer) and not m.disable_adapters
+    ]
+    requires_grad = {p: p.requires_grad for p in model.parameters()}
+    originals: list[torch.Tensor] = []
+    try:
+        for layer in layers:
+            weight = layer.get_base_layer().weight
+            merged = weight.data.to(torch.float32, copy=True)
+            for adapter in layer.active_adapters:
+                if adapter in layer.lora_A:
+                    merged += layer.get_delta_weight(adapter).float()
+            originals.append(weight.data)
+            weight.data = merged.to(weight.dtype)
+            layer.enable_adapters(False)
+        yield
+    finally:
+        for layer, original in zip(layers, originals, strict=False):
+            layer.get_base_layer().weight.data = original
+            layer.enable_adapters(True)
+        for param, flag in requires_grad.items():
+            param.requires_grad_(flag)
 
 
 @contextmanager
@@ -62,6 +95,7 @@ def generate(
     scheduler: str = "DDPMScheduler",
     guidance_scale: float = 1.0,
     batch_size: int = 4,
+    merge_adapters: bool = True,
     progress: bool = True,
 ) -> list[Image.Image]:
     """Sample one raw completion per seed, at the generation size.
@@ -69,7 +103,9 @@ def generate(
     Each candidate draws all its randomness from its own seed's generator. On the CPU the
     candidates are sampled one at a time, because batched CPU convolutions round differently
     with the batch size: there a candidate is reproduced bit-for-bit by its seed alone. On an
-    accelerator they go `batch_size` at a time, reproducible to float rounding.
+    accelerator they go `batch_size` at a time, reproducible to float rounding. With
+    `merge_adapters` the denoiser samples with its LoRA folded into its weights (see
+    `merged_adapters`): the same function, fewer kernels per step.
     """
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -83,7 +119,8 @@ def generate(
         batch_size = 1
     batches = math.ceil(len(seeds) / batch_size)
     try:
-        with in_frozen_dtype(base_model):
+        merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
+        with merging, in_frozen_dtype(base_model):
             for start in tqdm(
                 range(0, len(seeds), batch_size),
                 total=batches,

@@ -28,7 +28,23 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
         assert results[key]["mfu"] > 0
     assert results["training"]["tflop_per_step"] > results["training_24gb"]["tflop_per_step"]
     assert results["sampling"]["candidates_per_minute"] > 0
+    assert results["sampling_unmerged"]["candidates_per_minute"] > 0
     assert results["data"]["samples_per_second"] > 0
     for key in ("training", "sampling"):
         profile = results[key]["profile"]
         assert profile["operator_calls"] > 0 and (tmp_path / profile["table"]).is_file()
+
+
+def test_compiled_variants_are_timed_and_tabled(tmp_path):
+    speed = load_benchmark()
+    results = speed.main(
+        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--only"]
+        + ["--compile", "regional", "--compile_backend", "aot_eager", "--out", str(tmp_path)]
+    )
+    training = results["training_compiled_regional"]
+    assert training["tflop_per_step"] == results["training"]["tflop_per_step"]
+    assert training["first_step_seconds"] > 0 and training["seconds_per_step"] > 0
+    assert results["sampling_compiled_regional"]["candidates_per_minute"] > 0
+    (table,) = tmp_path.glob("*.md")
+    assert "repeated blocks" in table.read_text()
+    assert "sampling_unmerged" not in results and "data" not in results

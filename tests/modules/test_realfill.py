@@ -143,19 +143,20 @@ def test_gradient_checkpointing_keeps_the_loss_and_the_gradients(module):
 
 
 @pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
-def test_compiled_denoiser_gives_the_same_loss(tmp_path, regional):
+def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional):
     torch.manual_seed(0)
     module = RealFillModule(
         TinyStableDiffusionInpainting(seed=0),
         compile_denoiser=True,
         compile_regional=regional,
+        compile_encoders=True,
         compile_backend="aot_eager",  # the switch's wiring; inductor only adds codegen time
         denoiser_learning_rate=0.0,
         text_encoder_learning_rate=0.0,
         weight_decay=0.0,
     )
     batch = target_batch()
-    eager, _ = loss_and_grads(module, batch)
+    eager, eager_grads = loss_and_grads(module, batch)
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=1,
@@ -173,8 +174,13 @@ def test_compiled_denoiser_gives_the_same_loss(tmp_path, regional):
         assert {type(m).__name__ for m in compiled_blocks} == set(denoiser._repeated_blocks)
     else:
         assert compiled_blocks == [denoiser]
-    compiled, _ = loss_and_grads(module, batch)
+    base = module.base_model
+    assert base.vae.encoder._compiled_call_impl is not None
+    assert base.text_encoder._compiled_call_impl is not None
+    compiled, grads = loss_and_grads(module, batch)
     torch.testing.assert_close(compiled, eager)
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)
 
 
 def test_eight_bit_adam_without_bitsandbytes_is_one_clear_error(monkeypatch):

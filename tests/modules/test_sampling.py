@@ -1,5 +1,6 @@
-"""Sampling after mixed-precision training runs in the compute dtype, as a stock bf16 pipeline."""
+"""Sampling runs as a stock pipeline would: in the compute dtype, with the LoRA folded in."""
 
+import pytest
 import torch
 from PIL import Image
 
@@ -8,38 +9,110 @@ from realfill.modules import RealFillModule
 RESOLUTION = 32
 
 
-def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapters(plugin, base):
+def adapted_module(base) -> RealFillModule:
+    """A RealFillModule whose adapters change the denoiser's output (B is not zero)."""
     module = RealFillModule(base)
     with torch.no_grad():
         for name, param in module.named_parameters():
             if "lora_B" in name:
                 param.normal_(0.0, 0.05)
+    return module
+
+
+def scene() -> tuple[Image.Image, Image.Image]:
+    target = Image.new("RGB", (40, 32), (200, 30, 90))
+    mask = Image.new("L", (40, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    return target, mask
+
+
+def sample(module: RealFillModule, plugin, merge_adapters: bool) -> Image.Image:
+    (image,) = module.generate(
+        *scene(),
+        [0],
+        resolution=RESOLUTION,
+        num_inference_steps=2,
+        merge_adapters=merge_adapters,
+        progress=False,
+        **plugin.sampling,
+    )
+    return image
+
+
+def lora_calls(module: RealFillModule) -> list[str]:
+    """Records the names of the denoiser's LoRA modules as they run."""
+    calls = []
+    for name, child in module.base_model.denoiser.named_modules():
+        if name.endswith("lora_A.default"):
+            child.register_forward_hook(lambda *_, name=name: calls.append(name))
+    return calls
+
+
+def predictions(module: RealFillModule) -> list[torch.Tensor]:
+    """Records the denoiser's output at every call."""
+    outputs = []
+
+    def record(denoiser, args, output):
+        outputs.append((output[0] if isinstance(output, tuple) else output.sample).clone())
+
+    module.base_model.denoiser.register_forward_hook(record)
+    return outputs
+
+
+@pytest.mark.parametrize("merge_adapters", [True, False], ids=["merged", "adapters"])
+def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapters(
+    plugin, base, merge_adapters
+):
+    module = adapted_module(base)
     module.base_model.cast_frozen(torch.bfloat16)
     adapters = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
     seen = []
 
     def record(denoiser, args, kwargs):
         sample = args[0] if args else next(iter(kwargs.values()))
-        lora = next(p for n, p in denoiser.named_parameters() if "lora_A" in n)
-        seen.append((sample.dtype, lora.dtype, torch.is_autocast_enabled("cpu")))
+        seen.append((sample.dtype, torch.is_autocast_enabled("cpu")))
 
     module.base_model.denoiser.register_forward_pre_hook(record, with_kwargs=True)
-    target = Image.new("RGB", (40, 32), (200, 30, 90))
-    mask = Image.new("L", (40, 32), 0)
-    mask.paste(255, (8, 8, 24, 24))
+    calls = lora_calls(module)
+    adapter_dtypes = []
+    for name, child in module.base_model.denoiser.named_modules():
+        if name.endswith("lora_A.default"):
+            child.register_forward_pre_hook(lambda m, _: adapter_dtypes.append(m.weight.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as Lightning's bf16-mixed wraps it
-        (image,) = module.generate(
-            target,
-            mask,
-            [0],
-            resolution=RESOLUTION,
-            num_inference_steps=2,
-            progress=False,
-            **plugin.sampling,
-        )
-    assert seen and set(seen) == {(torch.bfloat16, torch.bfloat16, False)}
+        image = sample(module, plugin, merge_adapters)
+    assert seen and set(seen) == {(torch.bfloat16, False)}
+    if merge_adapters:
+        assert not calls
+    else:
+        assert calls and set(adapter_dtypes) == {torch.bfloat16}
     assert image.size[1] == RESOLUTION
     for name, param in module.named_parameters():
-        if param.requires_grad:
+        if name in adapters:
+            assert param.requires_grad, name
             assert param.dtype == torch.float32, name
             assert torch.equal(param, adapters[name]), name
+
+
+def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_as_it_was(
+    plugin, base
+):
+    module = adapted_module(base)
+    before = {n: (p.detach().clone(), p.requires_grad) for n, p in module.named_parameters()}
+    outputs = predictions(module)
+    calls = lora_calls(module)
+    sample(module, plugin, merge_adapters=True)
+    assert not calls
+    merged = outputs.pop(0)
+    outputs.clear()
+    sample(module, plugin, merge_adapters=False)
+    assert calls
+    torch.testing.assert_close(outputs[0], merged, rtol=1e-4, atol=1e-5)
+    outputs.clear()
+    module.base_model.denoiser.disable_adapters()
+    sample(module, plugin, merge_adapters=False)
+    assert not torch.allclose(outputs[0], merged, atol=1e-3)  # the adapters matter
+    module.base_model.denoiser.enable_adapters()
+    for name, param in module.named_parameters():
+        value, requires_grad = before[name]
+        assert torch.equal(param, value), name
+        assert param.requires_grad == requires_grad, name
