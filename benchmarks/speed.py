@@ -15,8 +15,9 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
 - the data pipeline: samples/s `SceneDataModule` delivers, against what training consumes;
 - sampling: candidates/min at 200 DDPM steps (two runs of different step counts separate the
   per-step cost from the fixed encode/decode cost), FLOPs and MFU;
-- variants (`--only` picks; `--compile` adds one): channels-last weights for training and
-  sampling, a sampling batch of 64, and the UNet under `torch.compile` (whole or regional);
+- variants (`--only` picks): sampling with the LoRA adapters unmerged, channels-last weights
+  for training and sampling, a sampling batch of 64; `--compile` adds training under
+  `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_mode`);
 - with `--profile`, where a training step and sampling steps spend their time: the top
   operators and how busy the GPU is (a low figure means the host cannot keep it fed).
 
@@ -47,15 +48,6 @@ from realfill.io import write_json, write_text  # noqa: E402
 from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-COMPILED = {
-    "regional": "torch.compile: UNet's repeated blocks, VAE encoder, text encoder",
-    "whole": "torch.compile: whole UNet, VAE encoder, text encoder",
-}
-PROFILED = [
-    f"{stage}{suffix}"
-    for suffix in ("", "_compiled_regional", "_compiled_whole")
-    for stage in ("training", "sampling")
-]
 VARIANTS = ["data", "training_24gb", "unmerged", "channels_last", "large_batch"]
 SCALES = {
     "full": {
@@ -196,7 +188,7 @@ def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats
     events = profiler.key_averages()
     sort_by = "self_device_time_total" if cuda else "self_cpu_time_total"
     write_text(events.table(sort_by=sort_by, row_limit=30), path)
-    busy = sum(e.self_device_time_total for e in events) / 1e6 / repeats if cuda else None
+    busy = device_busy_seconds(events) / repeats if cuda else None
     return {
         "wall_seconds": wall,
         "device_busy_seconds": busy,
@@ -204,6 +196,15 @@ def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats
         "operator_calls": sum(e.count for e in events if e.key.startswith("aten::")) // repeats,
         "table": path.name,
     }
+
+
+def device_busy_seconds(events) -> float:
+    """Seconds the device ran kernels, from a profile's averaged events, as the profiler's own
+    "Self CUDA time total" counts them: kernels only, since an operator's row and a user range
+    (e.g. the optimizer step) repeat the time of the kernels they launched."""
+    device = torch.autograd.DeviceType.CUDA
+    kernels = (e for e in events if e.device_type == device and not e.is_user_annotation)
+    return sum(e.self_device_time_total for e in kernels) / 1e6
 
 
 def measure_data(datamodule: SceneDataModule, batches: int) -> float:
@@ -254,6 +255,8 @@ def measure_sampling(
     t_many = timed(lambda: sample(many), device, repeats=1, warmup=0)
     per_step = (t_many - t_few) / (many - few)
     fixed = max(0.0, t_few - few * per_step)
+    if per_step <= 0:  # noise swamped the steps' cost (tiny scale, a busy CPU): no split
+        per_step, fixed = t_many / many, 0.0
     seconds = fixed + target_steps * per_step
     if flops_per_candidate is None:
         flops_few = counted_flops(lambda: sample(few))
@@ -320,6 +323,21 @@ def markdown(results: dict) -> str:
             f"{memory(r['peak_memory_gib'])}, first call {r['first_call_seconds']:.1f} s |"
         ]
 
+    def compiled_rows() -> list[str]:
+        """Rows of the torch.compile training variants, e.g. `training_compiled_whole` or
+        `training_compiled_whole_reduce_overhead` (sampling runs eagerly whatever was compiled:
+        see `realfill.modules.sampling.eager`)."""
+        prefix = "training_compiled_"
+        variants = [key.removeprefix(prefix) for key in results if key.startswith(prefix)]
+        return [
+            line
+            for variant in variants
+            for line in training_row(
+                f"torch.compile: UNet ({variant.replace('_', ' ')}), VAE encoder, text encoder",
+                prefix + variant,
+            )
+        ]
+
     lines = [
         f"# Speed: {results['device']} ({results['date']}, {results['scale']} scale)",
         "",
@@ -331,20 +349,17 @@ def markdown(results: dict) -> str:
         "",
         "| measurement | value |",
         "|---|---|",
-        *training_row("training (as configs/realfill.yaml)", "training"),
+        *training_row("training, eager", "training"),
         *training_row("training, channels-last", "training_channels_last"),
-        *training_row(COMPILED["regional"], "training_compiled_regional"),
-        *training_row(COMPILED["whole"], "training_compiled_whole"),
+        *compiled_rows(),
         *training_row("24 GB profile: gradient checkpointing", "training_24gb"),
         *sampling_row("sampling (LoRA merged into the weights)", "sampling"),
         *sampling_row("sampling, LoRA adapters unmerged", "sampling_unmerged"),
-        *sampling_row(COMPILED["regional"], "sampling_compiled_regional"),
-        *sampling_row(COMPILED["whole"], "sampling_compiled_whole"),
         *sampling_row("sampling, channels-last", "sampling_channels_last"),
         *sampling_row("sampling, larger batch", "sampling_large_batch"),
     ]
-    for key in PROFILED:
-        if "profile" in results.get(key, {}):
+    for key, value in list(results.items()):
+        if isinstance(value, dict) and "profile" in value:
             r = results[key]["profile"]
             busy = (
                 ""
@@ -394,11 +409,14 @@ def main(argv: list[str] | None = None) -> dict:
         nargs="+",
         choices=["regional", "whole"],
         default=[],
-        help="also time training and sampling with the UNet under torch.compile (its repeated "
-        "blocks, or whole) and the VAE and text encoders compiled: a fresh model each",
+        help="also time training with the UNet under torch.compile (its repeated blocks, or "
+        "whole) and the VAE and text encoders compiled: a fresh model each",
     )
     parser.add_argument(
         "--compile_backend", default="inductor", help="torch.compile backend for --compile"
+    )
+    parser.add_argument(
+        "--compile_mode", help='torch.compile mode for --compile, e.g. "reduce-overhead"'
     )
     parser.add_argument(
         "--profile",
@@ -547,10 +565,13 @@ def main(argv: list[str] | None = None) -> dict:
             compile_regional=mode == "regional",
             compile_encoders=True,
             compile_backend=args.compile_backend,
+            compile_mode=args.compile_mode,
         )
         module.compile_for_training()
+        variant = mode if args.compile_mode is None else f"{mode}_{args.compile_mode}"
+        variant = variant.replace("-", "_")
         record(
-            f"training_compiled_{mode}",
+            f"training_compiled_{variant}",
             measure_training(
                 module,
                 batch,
@@ -559,21 +580,7 @@ def main(argv: list[str] | None = None) -> dict:
                 args.steps,
                 peak,
                 flops,
-                profile_to=profile_file(f"training_compiled_{mode}"),
-            ),
-        )
-        record(
-            f"sampling_compiled_{mode}",
-            measure_sampling(
-                module,
-                datamodule,
-                device,
-                dtype,
-                sizes["sampling_batch"],
-                (5, 15),
-                peak,
-                per_candidate,
-                profile_to=profile_file(f"sampling_compiled_{mode}"),
+                profile_to=profile_file(f"training_compiled_{variant}"),
             ),
         )
         del module

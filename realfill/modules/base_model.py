@@ -130,25 +130,27 @@ class InpaintingBaseModel(nn.Module, ABC):
                 enable = getattr(module, "activation_checkpointing_enable", None)  # transformers 5
                 (enable or module.gradient_checkpointing_enable)({"use_reentrant": False})
 
-    def compile_denoiser(self, backend: str = "inductor", regional: bool = False) -> None:
+    def compile_denoiser(
+        self, backend: str = "inductor", regional: bool = False, mode: str | None = None
+    ) -> None:
         """torch.compile the denoiser in place: whole, or only the blocks it repeats (diffusers'
         `compile_repeated_blocks`), which gives their fused kernels after a fraction of the
-        compile time."""
+        compile time. `mode` is torch.compile's (e.g. "reduce-overhead": CUDA graphs)."""
         if regional:
-            self.denoiser.compile_repeated_blocks(backend=backend)
+            self.denoiser.compile_repeated_blocks(backend=backend, mode=mode)
         else:
-            self.denoiser.compile(backend=backend)
+            self.denoiser.compile(backend=backend, mode=mode)
 
-    def compile_encoders(self, backend: str = "inductor") -> None:
+    def compile_encoders(self, backend: str = "inductor", mode: str | None = None) -> None:
         """torch.compile, in place, what encodes a training batch besides the denoiser: the VAE
         encoder (two full-resolution encodings per sample, most of a step's FLOPs, memory-bound
         GroupNorms that fusion removes) and every text encoder with trainable adapters (a few
         thousand small kernels per step, launched by the host)."""
-        self.vae.encoder.compile(backend=backend)
+        self.vae.encoder.compile(backend=backend, mode=mode)
         for module in self.children():
             trains = any(p.requires_grad for p in module.parameters())
             if isinstance(module, PreTrainedModel) and trains:
-                module.compile(backend=backend)
+                module.compile(backend=backend, mode=mode)
 
     def trainable_to_fp32(self) -> None:
         """Hold trainable (LoRA) weights in fp32 whatever the base weights' dtype."""

@@ -55,6 +55,7 @@ class RealFillModule(L.LightningModule):
         compile_regional: bool = False,
         compile_encoders: bool = False,
         compile_backend: str = "inductor",
+        compile_mode: str | None = None,
     ) -> None:
         """
         Args:
@@ -83,6 +84,9 @@ class RealFillModule(L.LightningModule):
             compile_encoders: torch.compile the VAE encoder and the trained text encoder(s)
                 when fit starts: the VAE encoding is most of a step's arithmetic.
             compile_backend: torch.compile backend ("inductor" generates fused kernels).
+            compile_mode: torch.compile mode: null (the default), "reduce-overhead" (CUDA
+                graphs: fewer host launches), "max-autotune" (also searches kernel
+                configurations: a much longer compile).
         """
         super().__init__()
         if not 0.0 <= prompt_dropout <= 1.0:
@@ -105,11 +109,11 @@ class RealFillModule(L.LightningModule):
 
     def compile_for_training(self) -> None:
         """torch.compile the parts the compile switches name, in place (nothing by default)."""
-        backend = self.hparams.compile_backend
+        backend, mode = self.hparams.compile_backend, self.hparams.compile_mode
         if self.hparams.compile_denoiser:
-            self.base_model.compile_denoiser(backend, self.hparams.compile_regional)
+            self.base_model.compile_denoiser(backend, self.hparams.compile_regional, mode)
         if self.hparams.compile_encoders:
-            self.base_model.compile_encoders(backend)
+            self.base_model.compile_encoders(backend, mode)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)

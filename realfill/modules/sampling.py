@@ -36,9 +36,7 @@ def merged_adapters(model: nn.Module) -> Iterator[None]:
     `fuse_lora` samples. The update is summed in fp32 and rounded once to the weight's dtype.
     After, the frozen weights are the original tensors again (bit-identical) and the adapters
     are back on, with every parameter's `requires_grad` as it was."""
-    layers = [
-        m for m in model.modules() if isinstance(m, LoraLayer) and not m.disable_adapters
-    ]
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and not m.disable_adapters]
     requires_grad = {p: p.requires_grad for p in model.parameters()}
     originals: list[torch.Tensor] = []
     try:
@@ -83,6 +81,22 @@ def in_frozen_dtype(base_model: InpaintingBaseModel) -> Iterator[None]:
             param.data = original
 
 
+@contextmanager
+def eager(model: nn.Module) -> Iterator[None]:
+    """Run every module of `model` eagerly for the duration, whatever was compiled in place
+    (`nn.Module.compile`, as `compile_for_training` does), and compiled after. Training's graphs
+    do not fit sampling (no gradients, other shapes, adapters merged): recompiling them cost 76
+    s for the repeated blocks on an H200, for no faster sampling."""
+    compiled = {m: m._compiled_call_impl for m in model.modules() if m._compiled_call_impl}
+    try:
+        for module in compiled:
+            module._compiled_call_impl = None
+        yield
+    finally:
+        for module, call in compiled.items():
+            module._compiled_call_impl = call
+
+
 @torch.no_grad()
 def generate(
     base_model: InpaintingBaseModel,
@@ -120,7 +134,7 @@ def generate(
     batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
-        with merging, in_frozen_dtype(base_model):
+        with eager(base_model), merging, in_frozen_dtype(base_model):
             for start in tqdm(
                 range(0, len(seeds), batch_size),
                 total=batches,

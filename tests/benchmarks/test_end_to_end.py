@@ -34,7 +34,11 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(tmp_path, monk
                 {"class_path": "stage_clock.StageClock", "init_args": {"warmup_steps": 2}},
             ],
         },
-        "model": {"base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"}},
+        "model": {
+            "base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"},
+            "compile_denoiser": False,
+            "compile_encoders": False,
+        },
         "data": {"resolution": 32, "batch_size": 2, "num_workers": 0},
     }
     config = tmp_path / "tiny.yaml"

@@ -29,6 +29,9 @@ def stock_sample(
     ]
 
 
+DENOISERS = ("unet", "transformer")
+
+
 def realign(pipe) -> None:
     """Copy every weight into freshly allocated memory.
 
@@ -58,6 +61,10 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin
     seeds = [3, 7]
     sampling = {**SAMPLING, **plugin.sampling}
     ours = [np.asarray(im) for im in module.generate(target, mask, seeds, **sampling)]
+    ours_unmerged = [
+        np.asarray(im)
+        for im in module.generate(target, mask, seeds, merge_adapters=False, **sampling)
+    ]
 
     plugin.build().pipeline().save_pretrained(tmp_path / "base")
     stock = plugin.stock_pipeline.from_pretrained(tmp_path / "base", **plugin.stock_load_arguments)
@@ -67,10 +74,15 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin
     stock.load_lora_weights(tmp_path / "lora")
     realign(stock)
     with_lora = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
+    # we sample with the denoiser's LoRA folded in, as stock `fuse_lora` does
+    stock.fuse_lora(components=[c for c in stock._lora_loadable_modules if c in DENOISERS])
+    fused = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
 
-    for mine, theirs, base_image in zip(ours, with_lora, base_only, strict=True):
+    for mine, theirs, base_image in zip(ours, fused, base_only, strict=True):
         assert np.array_equal(mine, theirs)
         assert not np.array_equal(mine, base_image)
+    for mine, theirs in zip(ours_unmerged, with_lora, strict=True):
+        assert np.array_equal(mine, theirs)
 
 
 def test_saved_lora_loads_back_into_a_fresh_model(plugin, tmp_path):

@@ -142,11 +142,16 @@ def test_gradient_checkpointing_keeps_the_loss_and_the_gradients(module):
         torch.testing.assert_close(checkpointed_grads[name], grad, msg=name)
 
 
-@pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
-def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional):
+@pytest.mark.parametrize(
+    ("regional", "checkpointing"),
+    [(False, False), (True, False), (False, True)],
+    ids=["whole", "regional", "whole-checkpointing"],
+)
+def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional, checkpointing):
     torch.manual_seed(0)
     module = RealFillModule(
         TinyStableDiffusionInpainting(seed=0),
+        gradient_checkpointing=checkpointing,
         compile_denoiser=True,
         compile_regional=regional,
         compile_encoders=True,
@@ -196,3 +201,23 @@ def test_eight_bit_adam_without_bitsandbytes_is_one_clear_error(monkeypatch):
     )
     with pytest.raises(RealFillError, match="needs bitsandbytes"):
         RealFillModule(TinyStableDiffusionInpainting(seed=0), optimizer="adamw8bit")
+
+
+def test_compile_switches_reach_torch_compile(monkeypatch):
+    calls = []
+
+    def spy(model, **settings):
+        calls.append(settings)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+    module = RealFillModule(
+        TinyStableDiffusionInpainting(seed=0),
+        compile_denoiser=True,
+        compile_encoders=True,
+        compile_backend="aot_eager",
+        compile_mode="reduce-overhead",
+    )
+    module.compile_for_training()
+    # the denoiser, the VAE encoder and the (trained) text encoder
+    assert calls == [{"backend": "aot_eager", "mode": "reduce-overhead"}] * 3

@@ -116,3 +116,22 @@ def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_a
         value, requires_grad = before[name]
         assert torch.equal(param, value), name
         assert param.requires_grad == requires_grad, name
+
+
+def test_sampling_runs_eagerly_after_compilation_for_training(plugin, base):
+    module = RealFillModule(base, compile_denoiser=True, compile_encoders=True)
+    module.compile_for_training()
+    compiled = {m: m._compiled_call_impl for m in module.modules() if m._compiled_call_impl}
+    assert module.base_model.denoiser in compiled and module.base_model.vae.encoder in compiled
+    calls = []
+
+    def spy(module):
+        return lambda *args, **kwargs: calls.append(type(module).__name__)
+
+    spies = {child: spy(child) for child in compiled}
+    for child, call in spies.items():
+        child._compiled_call_impl = call
+    sample(module, plugin, merge_adapters=True)
+    assert not calls
+    for child, call in spies.items():  # compiled again for the next training step
+        assert child._compiled_call_impl is call
