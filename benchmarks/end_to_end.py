@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = m["steady_start"] - m["train_start"]
     selection = m["selection_end"] - m["train_end"]
     steps = cli.trainer.global_step
-    candidates = next(c.num_samples for c in cli.trainer.callbacks if isinstance(c, CompleteTarget))
+    completion = next(c for c in cli.trainer.callbacks if isinstance(c, CompleteTarget))
+    candidates = completion.num_samples
     results = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "training_steps": steps,
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_steady_step": step,
         "seconds_selection": selection,
         "num_candidates": candidates,
+        "seconds_selection_stages": completion.stage_seconds,
         "estimated_minutes_paper_run": (
             startup
             + warmup

@@ -17,7 +17,7 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
   per-step cost from the fixed encode/decode cost), FLOPs and MFU;
 - variants (`--only` picks): sampling with the LoRA adapters unmerged, channels-last weights
   for training and sampling, a sampling batch of 64; `--compile` adds training under
-  `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_mode`);
+  `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_modes`);
 - with `--profile`, where a training step and sampling steps spend their time: the top
   operators and how busy the GPU is (a low figure means the host cannot keep it fed).
 
@@ -28,6 +28,7 @@ the script cannot rot, and the results say the figures are not meaningful.
 
 import argparse
 import datetime
+import itertools
 import math
 import platform
 import sys
@@ -416,7 +417,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--compile_backend", default="inductor", help="torch.compile backend for --compile"
     )
     parser.add_argument(
-        "--compile_mode", help='torch.compile mode for --compile, e.g. "reduce-overhead"'
+        "--compile_modes",
+        nargs="+",
+        default=["default"],
+        help='torch.compile modes to time each --compile kind in, e.g. "default reduce-overhead"',
     )
     parser.add_argument(
         "--profile",
@@ -556,20 +560,19 @@ def main(argv: list[str] | None = None) -> dict:
                 ),
             )
         del module, sampling_args
-    for mode in args.compile:
+    for kind, mode in itertools.product(args.compile, args.compile_modes):
         module = build_module(
             scale,
             device,
             dtype,
             compile_denoiser=True,
-            compile_regional=mode == "regional",
+            compile_regional=kind == "regional",
             compile_encoders=True,
             compile_backend=args.compile_backend,
-            compile_mode=args.compile_mode,
+            compile_mode=None if mode == "default" else mode,
         )
         module.compile_for_training()
-        variant = mode if args.compile_mode is None else f"{mode}_{args.compile_mode}"
-        variant = variant.replace("-", "_")
+        variant = (kind if mode == "default" else f"{kind}_{mode}").replace("-", "_")
         record(
             f"training_compiled_{variant}",
             measure_training(

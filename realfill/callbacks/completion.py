@@ -97,6 +97,9 @@ class CompleteTarget(L.Callback):
         self.matcher = matcher
         self.match_margin = match_margin
         self.dirname = dirname
+        self.stage_seconds: dict[str, float] = {}
+        """Seconds of each selection stage at the end of the last fit (this rank's sampling and
+        ranking, then gathering and writing): where the selection time goes."""
 
     def candidates(
         self,
@@ -125,11 +128,24 @@ class CompleteTarget(L.Callback):
         self.matcher = self.matcher or SIFTMatcher()
         return score_candidates(candidates, scene, self.matcher, self.match_margin, progress)
 
-    def report(self, out: Path, records: list[RankedCandidate], seconds: float) -> None:
-        """Say how fast the candidates came and where they and the best one are."""
+    def report(
+        self,
+        out: Path,
+        records: list[RankedCandidate],
+        seconds: float,
+        stages: dict[str, float] | None = None,
+    ) -> None:
+        """Say how fast the candidates came (by stage, when given) and where they and the best
+        one are."""
         best = records[0]
         rate = 60 * len(records) / max(seconds, 1e-9)
-        print(f"Sampled and ranked {len(records)} candidates in {seconds:.1f} s ({rate:.1f}/min)")
+        split = ", ".join(
+            f"{name.replace('_', ' ')} {t:.1f} s" for name, t in (stages or {}).items()
+        )
+        print(
+            f"Sampled and ranked {len(records)} candidates in {seconds:.1f} s ({rate:.1f}/min)"
+            + (f": {split}" if split else "")
+        )
         print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
 
@@ -149,14 +165,21 @@ class CompleteTarget(L.Callback):
                 self.resolution or datamodule.resolution,
                 progress,
             )
+        sampled = time.perf_counter()
         scores = self.scores(candidates, datamodule.scene, progress)
+        ranked = time.perf_counter()
         drawn = gather_objects(trainer, list(zip(mine, candidates, scores, strict=True)))
         if not trainer.is_global_zero:
             return
         seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
         out = Path(trainer.default_root_dir) / self.dirname
         records = write_selection(out, candidates, seeds, scores, self.keep)
-        self.report(out, records, time.perf_counter() - start)
+        self.stage_seconds = {
+            "sampling_and_compositing": sampled - start,
+            "ranking": ranked - sampled,
+            "writing": time.perf_counter() - ranked,
+        }
+        self.report(out, records, time.perf_counter() - start, self.stage_seconds)
 
 
 def gather_objects(trainer: L.Trainer, items: list) -> list:

@@ -50,6 +50,9 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(tmp_path, monk
     assert results["training_steps"] == 4 and results["num_candidates"] == 2
     assert 0 < results["seconds_per_steady_step"] < results["seconds_total"]
     assert results["seconds_selection"] > 0
+    stages = results["seconds_selection_stages"]
+    assert set(stages) == {"sampling_and_compositing", "ranking", "writing"}
+    assert 0 < sum(stages.values()) <= results["seconds_selection"]
     selection_per_candidate = results["seconds_selection"] / 2
     assert results["estimated_minutes_paper_run"] * 60 > 2000 * results["seconds_per_steady_step"]
     assert results["estimated_minutes_paper_run"] * 60 > 64 * selection_per_candidate
