@@ -8,7 +8,7 @@ RANSAC), which holds across the viewpoint changes between a target and its refer
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 import kornia.feature as KF
 import numpy as np
@@ -105,15 +105,27 @@ class SIFTMatcher(Matcher):
     """Handcrafted features that need no weights: kornia's SIFT with RootSIFT descriptors,
     mutual nearest neighbours passing the ratio test both ways. The offline default."""
 
-    def __init__(self, num_features: int = 2000, ratio: float = 0.9, **kwargs) -> None:
+    def __init__(
+        self,
+        num_features: int = 2000,
+        ratio: float = 0.9,
+        descriptor_backend: Literal["pyramid", "patch"] = "pyramid",
+        **kwargs,
+    ) -> None:
         """
         Args:
             num_features: Keypoints detected per image.
             ratio: Lowe's ratio test threshold (nearest / second-nearest descriptor distance).
+            descriptor_backend: kornia's SIFT pipeline: "pyramid" describes keypoints from the
+                detector's own Gaussian pyramid (the strongest DoG extrema, no edge rejection),
+                about 4x faster on a CPU than "patch", which resamples a patch per keypoint.
             **kwargs: `Matcher` settings (max_side, ransac_threshold, ...).
         """
         super().__init__(**kwargs)
-        self.features = KF.SIFTFeature(num_features=num_features).eval().to(self.device)
+        self.features = KF.SIFTFeature(
+            num_features=num_features, descriptor_backend=descriptor_backend
+        )
+        self.features.eval().to(self.device)
         self.ratio = ratio
 
     def describe(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,8 @@ from realfill.errors import ModelLoadError
 EXAMPLE_SCENE = Path(__file__).resolve().parents[2] / "examples" / "motorcycle"
 
 
-def test_true_content_ranks_above_noise_blur_and_flat_fills():
+@pytest.mark.parametrize("descriptor_backend", ["pyramid", "patch"])
+def test_true_content_ranks_above_noise_blur_and_flat_fills(descriptor_backend):
     scene = load_scene(EXAMPLE_SCENE)
     truth = scene.ground_truth
     rng = np.random.default_rng(0)
@@ -31,7 +32,7 @@ def test_true_content_ranks_above_noise_blur_and_flat_fills():
         "flat": Image.new("RGB", truth.size, (128, 128, 128)),
         "blurred": truth.resize((truth.width // 8, truth.height // 8)).resize(truth.size),
     }
-    matcher = SIFTMatcher()
+    matcher = SIFTMatcher(descriptor_backend=descriptor_backend)
     scores = {
         name: correspondence_score(
             composite(fill, scene.target, scene.mask), scene.mask, scene.references, matcher
