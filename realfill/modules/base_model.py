@@ -10,6 +10,7 @@ unpacks inside `denoise`, so the masked loss weights latent cells the same way f
 """
 
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +43,33 @@ class InpaintingBaseModel(nn.Module, ABC):
 
     vae: nn.Module
     """The image autoencoder (a diffusers `AutoencoderKL`): `encoder` maps pixels to latents."""
+
+    token_cache_size: int = 8
+    """Prompt batches whose token ids `tokens` keeps on their device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._token_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def tokens(
+        self,
+        tokenizer,
+        prompts: list[str],
+        device: torch.device,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
+        """`prompt_tokens`, kept on the device for the next call: the training prompts are
+        fixed, and a blocking host-to-device copy each step would make the host wait for the
+        GPU to drain before it launches the text encoder."""
+        cache = self._token_cache
+        key = (id(tokenizer), tuple(prompts), str(device), max_length)
+        if key in cache:
+            cache.move_to_end(key)
+        else:
+            cache[key] = prompt_tokens(tokenizer, prompts, device, max_length)
+            if len(cache) > self.token_cache_size:
+                cache.popitem(last=False)
+        return cache[key]
 
     @property
     @abstractmethod

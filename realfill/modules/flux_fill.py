@@ -130,7 +130,7 @@ class FluxFillFamily(InpaintingBaseModel):
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """CLIP's pooled vector and T5's token states, padded as the stock pipeline pads."""
-        clip_tokens = prompt_tokens(self.tokenizer, prompts, self.text_encoder.device)
+        clip_tokens = self.tokens(self.tokenizer, prompts, self.text_encoder.device)
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             pooled = self.text_encoder(clip_tokens).pooler_output
         return {"encoder_hidden_states": self.t5_states(prompts), "pooled_projections": pooled}

@@ -19,7 +19,7 @@ from diffusers import (
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
-from realfill.modules.base_model import Conditioning, prompt_tokens
+from realfill.modules.base_model import Conditioning
 from realfill.modules.stable_diffusion import (
     StableDiffusionComponents,
     StableDiffusionFamily,
@@ -89,7 +89,7 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         pairs = ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2))
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             for tokenizer, encoder in pairs:
-                tokens = prompt_tokens(tokenizer, prompts, encoder.device)
+                tokens = self.tokens(tokenizer, prompts, encoder.device)
                 output = encoder(tokens, output_hidden_states=True)
                 hidden_states.append(output.hidden_states[-2])
                 pooled = output[0]

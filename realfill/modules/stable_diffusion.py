@@ -22,7 +22,7 @@ from diffusers.utils import (
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
-from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
+from realfill.modules.base_model import Conditioning, InpaintingBaseModel
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
 
@@ -91,7 +91,7 @@ class StableDiffusionFamily(InpaintingBaseModel):
         self.trainable_to_fp32()
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
-        tokens = prompt_tokens(self.tokenizer, prompts, self.text_encoder.device)
+        tokens = self.tokens(self.tokenizer, prompts, self.text_encoder.device)
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             hidden = self.text_encoder(tokens)[0]
         return {"encoder_hidden_states": hidden}

@@ -221,3 +221,23 @@ def test_compile_switches_reach_torch_compile(monkeypatch):
     module.compile_for_training()
     # the denoiser, the VAE encoder and the (trained) text encoder
     assert calls == [{"backend": "aot_eager", "mode": "reduce-overhead"}] * 3
+
+
+def test_the_fixed_prompt_is_tokenized_once_not_every_step(plugin, base, monkeypatch):
+    from realfill.modules import base_model as base_model_module
+
+    tokenized = []
+    real = base_model_module.prompt_tokens
+
+    def counting(tokenizer, prompts, *args, **kwargs):
+        tokenized.append(prompts)
+        return real(tokenizer, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(base_model_module, "prompt_tokens", counting)
+    module = RealFillModule(base)
+    batch = target_batch()
+    module.masked_loss(batch)
+    calls = len(tokenized)
+    assert calls  # each text encoder's tokenizer, once
+    module.masked_loss(batch)
+    assert len(tokenized) == calls
