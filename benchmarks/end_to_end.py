@@ -4,8 +4,9 @@ full-size SD2 inpainting (random weights), then 64 candidates sampled, composite
     python benchmarks/end_to_end.py [--trainer.max_steps=200 ...]
 
 Runs `max_steps` training steps (benchmarks/end_to_end.yaml) and extrapolates the paper's 2000
-from the steady step time after warm-up, and its 64 candidates from the selection time per
-candidate. Extra arguments go to `realfill.fit`. Writes
+from the steady step time after warm-up (the warm-up includes torch.compile, which
+configs/realfill.yaml turns on; a second run on the same machine reuses inductor's cache), and
+its 64 candidates from the selection time per candidate, whose stages it records. Extra arguments go to `realfill.fit`. Writes
 `<out>/end_to_end.json`.
 """
 
