@@ -21,12 +21,10 @@ def check_optimizer(name: str) -> None:
 
 
 def build_optimizer(name: str, groups: list[dict], **adam) -> torch.optim.Optimizer:
-    """AdamW over the parameter groups; `adam` holds weight_decay, betas and eps. PyTorch's
-    fused AdamW: one kernel updates every adapter of a group, where the default launches a
-    dozen per slice of the few hundred small LoRA tensors."""
+    """AdamW over the parameter groups; `adam` holds weight_decay, betas and eps."""
     check_optimizer(name)
     if name == "adamw8bit":
         import bitsandbytes
 
         return bitsandbytes.optim.AdamW8bit(groups, **adam)
-    return torch.optim.AdamW(groups, fused=True, **adam)
+    return torch.optim.AdamW(groups, **adam)

@@ -102,34 +102,6 @@ def test_optimizer_has_one_learning_rate_per_component_and_warms_up(module):
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2e-4, 4e-5])
 
 
-def test_adamw_is_the_fused_kernel_and_updates_as_adamw_does(module):
-    optimizer = module.configure_optimizers()["optimizer"]
-    assert optimizer.defaults["fused"]
-    copies = {
-        p: p.detach().clone().requires_grad_() for g in optimizer.param_groups for p in g["params"]
-    }
-    expected = torch.optim.AdamW(
-        [
-            {"params": [copies[p] for p in g["params"]], "lr": g["lr"]}
-            for g in optimizer.param_groups
-        ],
-        betas=optimizer.defaults["betas"],
-        eps=optimizer.defaults["eps"],
-        weight_decay=optimizer.defaults["weight_decay"],
-        foreach=False,
-    )
-    assert not expected.param_groups[0]["fused"]
-    torch.manual_seed(0)
-    for _ in range(3):
-        for param, copy in copies.items():
-            param.grad = torch.randn_like(param)
-            copy.grad = param.grad.clone()
-        optimizer.step()
-        expected.step()
-    for param, copy in copies.items():
-        torch.testing.assert_close(param.detach(), copy.detach())
-
-
 def test_v_prediction_models_regress_the_velocity():
     base = TinyStableDiffusionInpainting(prediction_type="v_prediction")
     latents, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
