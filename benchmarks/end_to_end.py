@@ -6,8 +6,8 @@ full-size SD2 inpainting (random weights), then 64 candidates sampled, composite
 Runs `max_steps` training steps (benchmarks/end_to_end.yaml) and extrapolates the paper's 2000
 from the steady step time after warm-up (the warm-up includes torch.compile, which
 configs/realfill.yaml turns on; a second run on the same machine reuses inductor's cache), and
-its 64 candidates from the selection time per candidate, whose stages it records. Extra arguments go to `realfill.fit`. Writes
-`<out>/end_to_end.json`.
+its 64 candidates from the selection time per candidate, whose stages it records. Extra
+arguments go to `realfill.fit`. Writes `<out>/end_to_end.json`.
 """
 
 import json
