@@ -87,10 +87,12 @@ def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys
     assert not list(run_dir.glob(".*"))  # no staging leftovers
 
 
-def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path):
+@pytest.mark.parametrize("stacked", [None, "memory/24gb.yaml"], ids=["as-is", "24gb"])
+def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, stacked):
     """configs/realfill.yaml as it is (bf16-mixed, gradient clipping, compiled UNet and
-    encoders, cuDNN settings) with only the model and the sizes made tiny: its trainer
-    settings and the module's must work together."""
+    encoders, cuDNN settings), alone or with the 24 GB preset (checkpointing, accumulation),
+    with only the model and the sizes made tiny: its trainer settings and the module's must
+    work together."""
     run_dir = tmp_path / "run"
     preset = {
         "trainer": {
@@ -117,7 +119,9 @@ def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path):
     }
     tiny = tmp_path / "tiny_sizes.yaml"
     tiny.write_text(yaml.safe_dump(preset))
-    cli = main(["--config", str(REPO / "configs" / "realfill.yaml"), "--config", str(tiny)])
+    presets = [] if stacked is None else ["--config", str(REPO / "configs" / stacked)]
+    configs = ["--config", str(REPO / "configs" / "realfill.yaml"), *presets]
+    cli = main([*configs, "--config", str(tiny)])
     assert str(cli.trainer.precision) == "bf16-mixed" and cli.trainer.gradient_clip_val == 1.0
     denoiser = cli.model.base_model.denoiser
     assert denoiser._compiled_call_impl is not None  # compiled, and back after sampling
