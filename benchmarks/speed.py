@@ -250,7 +250,7 @@ def measure_sampling(
             )
 
     few, many = step_counts
-    first = timed(lambda: sample(few), device, repeats=1, warmup=0)  # compilation included
+    first = timed(lambda: sample(few), device, repeats=1, warmup=0)  # cuDNN autotuning included
     reset_peak_memory(device)
     t_few = timed(lambda: sample(few), device, repeats=1, warmup=0)
     t_many = timed(lambda: sample(many), device, repeats=1, warmup=0)
@@ -509,6 +509,35 @@ def main(argv: list[str] | None = None) -> dict:
         2000 * results["training"]["seconds_per_step"]
         + results["sampling"]["seconds_for_64_candidates"]
     ) / 60
+    if "unmerged" in args.only:
+        record(
+            "sampling_unmerged",
+            measure_sampling(
+                *sampling_args,
+                sizes["sampling_batch"],
+                (5, 15),
+                peak,
+                per_candidate,
+                merge_adapters=False,
+            ),
+        )
+    if "large_batch" in args.only:
+        record(
+            "sampling_large_batch",
+            measure_sampling(
+                *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
+            ),
+        )
+    if "channels_last" in args.only:
+        module.to(memory_format=torch.channels_last)
+        record(
+            "training_channels_last",
+            measure_training(module, batch, device, dtype, args.steps, peak, flops),
+        )
+        record(
+            "sampling_channels_last",
+            measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate),
+        )
     del module, sampling_args
 
     if "training_24gb" in args.only:
@@ -519,47 +548,6 @@ def main(argv: list[str] | None = None) -> dict:
             measure_training(small, small_batch, device, dtype, args.steps, peak),
         )
         del small
-    if "unmerged" in args.only:
-        module = build_module(scale, device, dtype)
-        record(
-            "sampling_unmerged",
-            measure_sampling(
-                module,
-                datamodule,
-                device,
-                dtype,
-                sizes["sampling_batch"],
-                (5, 15),
-                peak,
-                per_candidate,
-                merge_adapters=False,
-            ),
-        )
-        del module
-    if {"channels_last", "large_batch"} & set(args.only):
-        module = build_module(scale, device, dtype)
-        sampling_args = (module, datamodule, device, dtype)
-        if "channels_last" in args.only:
-            module.to(memory_format=torch.channels_last)
-            record(
-                "training_channels_last",
-                measure_training(module, batch, device, dtype, args.steps, peak, flops),
-            )
-            record(
-                "sampling_channels_last",
-                measure_sampling(
-                    *sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate
-                ),
-            )
-            module.to(memory_format=torch.contiguous_format)
-        if "large_batch" in args.only:
-            record(
-                "sampling_large_batch",
-                measure_sampling(
-                    *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
-                ),
-            )
-        del module, sampling_args
     for kind, mode in itertools.product(args.compile, args.compile_modes):
         module = build_module(
             scale,

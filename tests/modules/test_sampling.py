@@ -39,12 +39,12 @@ def sample(module: RealFillModule, plugin, merge_adapters: bool) -> Image.Image:
     return image
 
 
-def lora_calls(module: RealFillModule) -> list[str]:
-    """Records the names of the denoiser's LoRA modules as they run."""
+def lora_calls(module: RealFillModule) -> list[torch.dtype]:
+    """Records the weight dtype of each of the denoiser's LoRA modules as it runs."""
     calls = []
     for name, child in module.base_model.denoiser.named_modules():
         if name.endswith("lora_A.default"):
-            child.register_forward_hook(lambda *_, name=name: calls.append(name))
+            child.register_forward_pre_hook(lambda m, _: calls.append(m.weight.dtype))
     return calls
 
 
@@ -74,17 +74,13 @@ def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapt
 
     module.base_model.denoiser.register_forward_pre_hook(record, with_kwargs=True)
     calls = lora_calls(module)
-    adapter_dtypes = []
-    for name, child in module.base_model.denoiser.named_modules():
-        if name.endswith("lora_A.default"):
-            child.register_forward_pre_hook(lambda m, _: adapter_dtypes.append(m.weight.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as Lightning's bf16-mixed wraps it
         image = sample(module, plugin, merge_adapters)
     assert seen and set(seen) == {(torch.bfloat16, False)}
     if merge_adapters:
         assert not calls
     else:
-        assert calls and set(adapter_dtypes) == {torch.bfloat16}
+        assert calls and set(calls) == {torch.bfloat16}
     assert image.size[1] == RESOLUTION
     for name, param in module.named_parameters():
         if name in adapters:
