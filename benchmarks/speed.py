@@ -17,7 +17,8 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
   per-step cost from the fixed encode/decode cost), FLOPs and MFU;
 - variants (`--only` picks): sampling with the LoRA adapters unmerged, channels-last weights
   for training and sampling, a sampling batch of 64; `--compile` adds training under
-  `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_modes`);
+  `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_modes`)
+  and, for the whole UNet, sampling with the UNet compiled for sampling (`compile_sampling`);
 - with `--profile`, where a training step and sampling steps spend their time: the top
   operators and how busy the GPU is (a low figure means the host cannot keep it fed).
 
@@ -151,7 +152,7 @@ def measure_training(
 
     reset_peak_memory(device)
     first = timed(step, device, repeats=1, warmup=0)  # compilation and autotuning included
-    seconds = timed(step, device, repeats=steps, warmup=1)
+    seconds = timed(step, device, repeats=steps, warmup=2)  # CUDA graphs record on the 2nd
     memory = peak_memory_gib(device)
     flops = flops or counted_flops(forward_backward)
     encode = timed(lambda: module.encode_batch(batch), device, repeats=steps, warmup=1)
@@ -172,10 +173,11 @@ def measure_training(
 
 
 def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats: int = 2) -> dict:
-    """Profile `repeats` calls of `fn`: write the top operators by device time (CPU time on a
-    CPU) to `path`, and return the wall time per call against the time the device was busy. A
-    busy fraction well under 1 means the host (Python, dispatch, launches) cannot keep the GPU
-    fed, which no kernel tuning fixes; the profiler's own overhead lowers it somewhat."""
+    """Profile `repeats` calls of `fn`: write the top operators by device time, then by host
+    time (CPU time only, on a CPU) to `path`, and return the wall time per call against the
+    time the device was busy. A busy fraction well under 1 means the host (Python, dispatch,
+    launches) cannot keep the GPU fed, which no kernel tuning fixes; the profiler's own
+    overhead lowers it somewhat."""
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     fn()
@@ -188,7 +190,8 @@ def profiled(fn: Callable[[], object], device: torch.device, path: Path, repeats
     wall = (time.perf_counter() - start) / repeats
     events = profiler.key_averages()
     sort_by = "self_device_time_total" if cuda else "self_cpu_time_total"
-    write_text(events.table(sort_by=sort_by, row_limit=30), path)
+    by_host = events.table(sort_by="self_cpu_time_total", row_limit=30) if cuda else ""
+    write_text(events.table(sort_by=sort_by, row_limit=30) + "\n" + by_host, path)
     busy = device_busy_seconds(events) / repeats if cuda else None
     return {
         "wall_seconds": wall,
@@ -324,17 +327,18 @@ def markdown(results: dict) -> str:
             f"{memory(r['peak_memory_gib'])}, first call {r['first_call_seconds']:.1f} s |"
         ]
 
-    def compiled_rows() -> list[str]:
-        """Rows of the torch.compile training variants, e.g. `training_compiled_whole` or
-        `training_compiled_whole_reduce_overhead` (sampling runs eagerly whatever was compiled:
-        see `realfill.modules.sampling.eager`)."""
-        prefix = "training_compiled_"
+    def compiled_rows(kind: str) -> list[str]:
+        """Rows of the torch.compile variants of `kind` ("training" or "sampling"), e.g.
+        `training_compiled_whole` or `sampling_compiled_whole_reduce_overhead`."""
+        prefix = f"{kind}_compiled_"
+        row = training_row if kind == "training" else sampling_row
+        compiled = "UNet ({}), VAE encoder, text encoder" if kind == "training" else "UNet ({})"
         variants = [key.removeprefix(prefix) for key in results if key.startswith(prefix)]
         return [
             line
             for variant in variants
-            for line in training_row(
-                f"torch.compile: UNet ({variant.replace('_', ' ')}), VAE encoder, text encoder",
+            for line in row(
+                f"{kind}, torch.compile: " + compiled.format(variant.replace("_", " ")),
                 prefix + variant,
             )
         ]
@@ -352,12 +356,13 @@ def markdown(results: dict) -> str:
         "|---|---|",
         *training_row("training, eager", "training"),
         *training_row("training, channels-last", "training_channels_last"),
-        *compiled_rows(),
+        *compiled_rows("training"),
         *training_row("24 GB profile: gradient checkpointing", "training_24gb"),
         *sampling_row("sampling (LoRA merged into the weights)", "sampling"),
         *sampling_row("sampling, LoRA adapters unmerged", "sampling_unmerged"),
         *sampling_row("sampling, channels-last", "sampling_channels_last"),
         *sampling_row("sampling, larger batch", "sampling_large_batch"),
+        *compiled_rows("sampling"),
     ]
     for key, value in list(results.items()):
         if isinstance(value, dict) and "profile" in value:
@@ -411,7 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
         choices=["regional", "whole"],
         default=[],
         help="also time training with the UNet under torch.compile (its repeated blocks, or "
-        "whole) and the VAE and text encoders compiled: a fresh model each",
+        "whole) and the VAE and text encoders compiled, a fresh model each; for the whole UNet, "
+        "sampling with it compiled too",
     )
     parser.add_argument(
         "--compile_backend", default="inductor", help="torch.compile backend for --compile"
@@ -556,6 +562,7 @@ def main(argv: list[str] | None = None) -> dict:
             compile_denoiser=True,
             compile_regional=kind == "regional",
             compile_encoders=True,
+            compile_sampling=kind == "whole",
             compile_backend=args.compile_backend,
             compile_mode=None if mode == "default" else mode,
         )
@@ -574,6 +581,21 @@ def main(argv: list[str] | None = None) -> dict:
                 profile_to=profile_file(f"training_compiled_{variant}"),
             ),
         )
+        if kind == "whole":
+            record(
+                f"sampling_compiled_{variant}",
+                measure_sampling(
+                    module,
+                    datamodule,
+                    device,
+                    dtype,
+                    sizes["sampling_batch"],
+                    (5, 15),
+                    peak,
+                    per_candidate,
+                    profile_to=profile_file(f"sampling_compiled_{variant}"),
+                ),
+            )
         del module
     print(markdown(results))
     return results

@@ -11,7 +11,7 @@ unpacks inside `denoise`, so the masked loss weights latent cells the same way f
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -50,6 +50,7 @@ class InpaintingBaseModel(nn.Module, ABC):
     def __init__(self) -> None:
         super().__init__()
         self._token_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._sampling_calls: dict[tuple[str, str | None], Callable] = {}
 
     def tokens(
         self,
@@ -175,6 +176,19 @@ class InpaintingBaseModel(nn.Module, ABC):
         self.vae.encoder.compile(backend=backend, mode=mode)
         for encoder in self.trained_text_encoders():
             encoder.compile(backend=backend, mode=mode)
+
+    def sampling_denoiser_call(
+        self, backend: str = "inductor", mode: str | None = None
+    ) -> Callable:
+        """The denoiser's call under torch.compile for sampling, made once per (backend, mode)
+        and kept: its graphs (no gradients, adapters folded in) differ from training's, and the
+        periodic samples and the selection reuse them instead of compiling again."""
+        key = (backend, mode)
+        if key not in self._sampling_calls:
+            self._sampling_calls[key] = torch.compile(
+                self.denoiser._call_impl, backend=backend, mode=mode
+            )
+        return self._sampling_calls[key]
 
     def trained_text_encoders(self) -> list[PreTrainedModel]:
         """The text encoders (transformers models) that carry trainable adapters."""

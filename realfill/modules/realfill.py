@@ -54,6 +54,7 @@ class RealFillModule(L.LightningModule):
         compile_denoiser: bool = False,
         compile_regional: bool = False,
         compile_encoders: bool = False,
+        compile_sampling: bool = False,
         compile_backend: str = "inductor",
         compile_mode: str | None = None,
     ) -> None:
@@ -83,10 +84,14 @@ class RealFillModule(L.LightningModule):
                 included) instead of the whole denoiser: a fraction of the compile time.
             compile_encoders: torch.compile the VAE encoder and the trained text encoder(s)
                 when fit starts: the VAE encoding is most of a step's arithmetic.
+            compile_sampling: torch.compile the whole denoiser for sampling as well (periodic
+                samples, the selection): its own inference graph, compiled at the first
+                sampling call and kept for the next; otherwise sampling runs eagerly.
             compile_backend: torch.compile backend ("inductor" generates fused kernels).
-            compile_mode: torch.compile mode: null (the default), "reduce-overhead" (CUDA
-                graphs: fewer host launches), "max-autotune" (also searches kernel
-                configurations: a much longer compile).
+            compile_mode: torch.compile mode, for training and sampling alike: null (the
+                default), "reduce-overhead" (CUDA graphs: the host launches a step's kernels
+                at once), "max-autotune" (CUDA graphs, and searches kernel configurations: a
+                much longer compile).
         """
         super().__init__()
         if not 0.0 <= prompt_dropout <= 1.0:
@@ -115,6 +120,11 @@ class RealFillModule(L.LightningModule):
         if self.hparams.compile_encoders:
             self.base_model.compile_encoders(backend, mode)
 
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """Whether the compile mode records CUDA graphs (whose outputs the next step reuses)."""
+        return self.hparams.compile_mode in ("reduce-overhead", "max-autotune")
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)
         self.log("train/loss", loss, prog_bar=True)
@@ -132,6 +142,8 @@ class RealFillModule(L.LightningModule):
 
     def masked_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The RealFill objective on one batch; unknown pixels contribute nothing."""
+        if self.uses_cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         known = batch["known_mask"]
         training_mask = batch["training_mask"]
         latents, masked_latents = self.encode_batch(batch)
@@ -180,8 +192,14 @@ class RealFillModule(L.LightningModule):
     def generate(
         self, target: Image.Image, mask: Image.Image, seeds: list[int], **sampling
     ) -> list[Image.Image]:
-        """Raw completions of `target`'s masked region, one per seed (see `sampling.generate`)."""
-        return generate(self.base_model, target, mask, seeds, self.prompt, **sampling)
+        """Raw completions of `target`'s masked region, one per seed (see `sampling.generate`),
+        the denoiser compiled for sampling if `compile_sampling` says so."""
+        compiling = {
+            "compile_denoiser": self.hparams.compile_sampling,
+            "compile_backend": self.hparams.compile_backend,
+            "compile_mode": self.hparams.compile_mode,
+        }
+        return generate(self.base_model, target, mask, seeds, self.prompt, **(compiling | sampling))
 
     def save_lora(self, directory: str | Path) -> None:
         """Write the adapters where stock diffusers' `load_lora_weights` reads them."""

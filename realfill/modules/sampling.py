@@ -97,6 +97,20 @@ def eager(model: nn.Module) -> Iterator[None]:
             module._compiled_call_impl = call
 
 
+@contextmanager
+def compiled_denoiser(
+    base_model: InpaintingBaseModel, backend: str = "inductor", mode: str | None = None
+) -> Iterator[None]:
+    """Run the denoiser through its sampling compilation (`sampling_denoiser_call`) for the
+    duration; eager again after."""
+    denoiser = base_model.denoiser
+    denoiser._compiled_call_impl = base_model.sampling_denoiser_call(backend, mode)
+    try:
+        yield
+    finally:
+        denoiser._compiled_call_impl = None
+
+
 @torch.no_grad()
 def generate(
     base_model: InpaintingBaseModel,
@@ -110,6 +124,9 @@ def generate(
     guidance_scale: float = 1.0,
     batch_size: int = 4,
     merge_adapters: bool = True,
+    compile_denoiser: bool = False,
+    compile_backend: str = "inductor",
+    compile_mode: str | None = None,
     progress: bool = True,
 ) -> list[Image.Image]:
     """Sample one raw completion per seed, at the generation size.
@@ -119,7 +136,10 @@ def generate(
     with the batch size: there a candidate is reproduced bit-for-bit by its seed alone. On an
     accelerator they go `batch_size` at a time, reproducible to float rounding. With
     `merge_adapters` the denoiser samples with its LoRA folded into its weights (see
-    `merged_adapters`): the same function, fewer kernels per step.
+    `merged_adapters`): the same function, fewer kernels per step. With `compile_denoiser` the
+    denoiser runs under torch.compile (`compile_backend`, `compile_mode`), compiled for sampling
+    at the first call and reused by the next; otherwise, and for every other module, eagerly,
+    whatever was compiled for training.
     """
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -134,7 +154,12 @@ def generate(
     batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
-        with eager(base_model), merging, in_frozen_dtype(base_model):
+        compiling = (
+            compiled_denoiser(base_model, compile_backend, compile_mode)
+            if compile_denoiser
+            else nullcontext()
+        )
+        with eager(base_model), merging, in_frozen_dtype(base_model), compiling:
             for start in tqdm(
                 range(0, len(seeds), batch_size),
                 total=batches,

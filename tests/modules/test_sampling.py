@@ -2,16 +2,16 @@
 
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageChops
 
 from realfill.modules import RealFillModule
 
 RESOLUTION = 32
 
 
-def adapted_module(base) -> RealFillModule:
+def adapted_module(base, **switches) -> RealFillModule:
     """A RealFillModule whose adapters change the denoiser's output (B is not zero)."""
-    module = RealFillModule(base)
+    module = RealFillModule(base, **switches)
     with torch.no_grad():
         for name, param in module.named_parameters():
             if "lora_B" in name:
@@ -26,7 +26,7 @@ def scene() -> tuple[Image.Image, Image.Image]:
     return target, mask
 
 
-def sample(module: RealFillModule, plugin, merge_adapters: bool) -> Image.Image:
+def sample(module: RealFillModule, plugin, merge_adapters: bool, **sampling) -> Image.Image:
     (image,) = module.generate(
         *scene(),
         [0],
@@ -35,6 +35,7 @@ def sample(module: RealFillModule, plugin, merge_adapters: bool) -> Image.Image:
         merge_adapters=merge_adapters,
         progress=False,
         **plugin.sampling,
+        **sampling,
     )
     return image
 
@@ -131,3 +132,26 @@ def test_sampling_runs_eagerly_after_compilation_for_training(plugin, base):
     assert not calls
     for child, call in spies.items():  # compiled again for the next training step
         assert child._compiled_call_impl is call
+
+
+def test_compiled_sampling_matches_eager_and_compiles_once(plugin, base):
+    module = adapted_module(
+        base,
+        compile_denoiser=True,
+        compile_sampling=True,
+        compile_backend="aot_eager",  # the wiring; inductor only adds codegen time
+    )
+    module.compile_for_training()
+    denoiser = module.base_model.denoiser
+    training_call = denoiser._compiled_call_impl
+    eager_image = sample(module, plugin, merge_adapters=True, compile_denoiser=False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled_image = sample(module, plugin, merge_adapters=True)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    assert sample(module, plugin, merge_adapters=True) == compiled_image
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # kept, not redone
+    assert denoiser._compiled_call_impl is training_call  # training's compilation is back
+    difference = ImageChops.difference(compiled_image, eager_image).getextrema()
+    assert max(high for _, high in difference) <= 2
