@@ -11,3 +11,7 @@ class SceneError(RealFillError):
 
 class ModelLoadError(RealFillError):
     """A base model could not be loaded from its hub id or local folder."""
+
+
+class ConfigError(RealFillError):
+    """Settings that cannot work together."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from lightning.pytorch.cli import SaveConfigCallback
 
 from realfill.cli import SceneCLI, run_cli
+from realfill.modules.realfill import check_compile_mode
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -35,6 +36,12 @@ class RealFillCLI(SceneCLI):
             default=None,
             help="Resume from this checkpoint (e.g. <run dir>/checkpoints/last.ckpt).",
         )
+
+    def before_instantiate_classes(self) -> None:
+        """Check the scene and the compile settings before the (slow) base model loads."""
+        super().before_instantiate_classes()
+        config = self.config
+        check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
 
 
 def fit(cli: RealFillCLI) -> None:

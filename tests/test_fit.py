@@ -159,11 +159,15 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
             "--model.base_model.init_args.pretrained_model_name_or_path=/no/such/model",
             "/no/such/model",
         ),
+        (
+            "--model.compile_mode=reduce-overhead --trainer.accumulate_grad_batches=2",
+            "accumulate_grad_batches=2",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(override, expected):
     config = str(REPO / "configs" / "realfill.yaml")
-    result = run_cli("--config", config, "--trainer.accelerator=cpu", override)
+    result = run_cli("--config", config, "--trainer.accelerator=cpu", *override.split())
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("realfill: error")]

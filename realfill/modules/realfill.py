@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 
+from realfill.errors import ConfigError
 from realfill.modules.base_model import InpaintingBaseModel
 from realfill.modules.lora import LoraSettings
 from realfill.modules.loss import known_region_weight, masked_mse
@@ -21,6 +22,21 @@ PRECISION_DTYPES = {
     "16-mixed": torch.float16,
     "16-true": torch.float16,
 }
+
+
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""torch.compile modes that record CUDA graphs."""
+
+
+def check_compile_mode(compile_mode: str | None, accumulate_grad_batches: int) -> None:
+    """Refuse CUDA graphs with gradient accumulation: a replay writes its gradients where the
+    previous micro-batch's still lie, and the sum comes out wrong (pytorch/pytorch#169545)."""
+    if compile_mode in CUDA_GRAPH_MODES and accumulate_grad_batches > 1:
+        raise ConfigError(
+            f"model.compile_mode={compile_mode} (CUDA graphs) cannot accumulate gradients "
+            f"(trainer.accumulate_grad_batches={accumulate_grad_batches}): set "
+            "model.compile_mode to null, or accumulate_grad_batches to 1"
+        )
 
 
 def compute_dtype(precision: str) -> torch.dtype:
@@ -90,8 +106,8 @@ class RealFillModule(L.LightningModule):
             compile_backend: torch.compile backend ("inductor" generates fused kernels).
             compile_mode: torch.compile mode, for training and sampling alike: null (the
                 default), "reduce-overhead" (CUDA graphs: the host launches a step's kernels
-                at once), "max-autotune" (CUDA graphs, and searches kernel configurations: a
-                much longer compile).
+                at once; not with gradient accumulation), "max-autotune" (CUDA graphs, and
+                searches kernel configurations: a much longer compile).
         """
         super().__init__()
         if not 0.0 <= prompt_dropout <= 1.0:
@@ -110,6 +126,7 @@ class RealFillModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
         if stage == "fit":
+            check_compile_mode(self.hparams.compile_mode, self.trainer.accumulate_grad_batches)
             self.compile_for_training()
 
     def compile_for_training(self) -> None:
@@ -123,7 +140,7 @@ class RealFillModule(L.LightningModule):
     @property
     def uses_cuda_graphs(self) -> bool:
         """Whether the compile mode records CUDA graphs (whose outputs the next step reuses)."""
-        return self.hparams.compile_mode in ("reduce-overhead", "max-autotune")
+        return self.hparams.compile_mode in CUDA_GRAPH_MODES
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)

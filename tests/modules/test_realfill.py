@@ -3,7 +3,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from realfill.errors import ConfigError
 from realfill.modules import LoraSettings, RealFillModule, TinyStableDiffusionInpainting
+from realfill.modules.realfill import check_compile_mode
 
 
 def target_batch(resolution: int = 32) -> dict[str, torch.Tensor]:
@@ -241,3 +243,10 @@ def test_the_fixed_prompt_is_tokenized_once_not_every_step(plugin, base, monkeyp
     assert calls  # each text encoder's tokenizer, once
     module.masked_loss(batch)
     assert len(tokenized) == calls
+
+
+def test_cuda_graphs_refuse_gradient_accumulation():
+    with pytest.raises(ConfigError, match="accumulate_grad_batches=4"):
+        check_compile_mode("reduce-overhead", 4)
+    check_compile_mode("reduce-overhead", 1)
+    check_compile_mode(None, 4)
