@@ -39,7 +39,7 @@ class Matcher(ABC):
         self,
         max_side: int = 640,
         ransac_threshold: float = 1.0,
-        ransac_iterations: int = 1000,
+        ransac_iterations: int = 20480,
         min_matches: int = 8,
         seed: int = 0,
         device: str = "auto",
@@ -48,7 +48,9 @@ class Matcher(ABC):
         Args:
             max_side: Images are matched with their longer side shrunk to at most this.
             ransac_threshold: Epipolar inlier threshold, in pixels at the matching size.
-            ransac_iterations: RANSAC iterations for the fundamental matrix.
+            ransac_iterations: RANSAC hypotheses (8-point samples) drawn at most for the
+                fundamental matrix, fewer once 99% confidence is reached; the default is
+                kornia's own budget.
             min_matches: Fewer tentative matches than this verify nothing (8-point model).
             seed: RANSAC seed, so scores are reproducible.
             device: Where features are computed and verified: "auto" (the current GPU if
@@ -61,7 +63,7 @@ class Matcher(ABC):
         self.cache: OrderedDict[bytes, tuple[Any, float]] = OrderedDict()
         self.cache_size = 8
         self.ransac = RANSAC(
-            "fundamental_8pt", inl_th=ransac_threshold, max_iter=ransac_iterations, seed=seed
+            "fundamental_8pt", inl_th=ransac_threshold, max_samples=ransac_iterations, seed=seed
         )
 
     def describe(self, gray: torch.Tensor) -> Any:

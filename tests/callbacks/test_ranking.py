@@ -68,3 +68,24 @@ def test_loftr_without_weights_says_so_in_one_line(tmp_path):
         LoFTRMatcher(weights_path=str(missing))
     message = str(error.value)
     assert "\n" not in message and str(missing) in message and "SIFTMatcher" in message
+
+
+def test_ransac_draws_at_most_its_budget_of_hypotheses_on_pure_outliers(monkeypatch):
+    """Unrelated points never reach RANSAC's confidence, so it runs its whole budget: that
+    budget is `ransac_iterations` hypotheses, not batches of them."""
+    matcher = SIFTMatcher(ransac_iterations=1000)
+    generator = torch.Generator().manual_seed(0)
+    points = torch.rand(2, 300, 2, generator=generator) * 500
+    monkeypatch.setattr(matcher, "tentative_matches", lambda a, b: (points[0], points[1]))
+    drawn = []
+    sample = matcher.ransac.sample
+
+    def counting(*args, **kwargs):
+        indices = sample(*args, **kwargs)
+        drawn.append(len(indices))
+        return indices
+
+    monkeypatch.setattr(matcher.ransac, "sample", counting)
+    image = Image.new("RGB", (64, 64))
+    matcher.match(image, image)
+    assert 0 < sum(drawn) <= 1000
