@@ -349,8 +349,12 @@ def markdown(results: dict) -> str:
         results["note"],
         "",
         f"Measured {results['dtype']} matmul peak: {results['matmul_peak_tflops']:.1f} TFLOP/s. "
-        f"FLOPs counted by torch.utils.flop_counter: training "
-        f"{results['training']['tflop_per_step']:.3g} TFLOP per step.",
+        + (
+            f"FLOPs counted by torch.utils.flop_counter: training "
+            f"{results['training']['tflop_per_step']:.3g} TFLOP per step."
+            if "training" in results
+            else "Sampling only."
+        ),
         "",
         "| measurement | value |",
         "|---|---|",
@@ -441,8 +445,15 @@ def main(argv: list[str] | None = None) -> dict:
         help="measure only these variants (training and sampling always run; none if empty): "
         "a short lease",
     )
+    parser.add_argument(
+        "--sampling_only",
+        action="store_true",
+        help="measure sampling alone (no training step, no training variants): a short lease",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    if args.sampling_only and set(args.compile) - {"sampling"}:
+        parser.error("--sampling_only takes only --compile sampling")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scale = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "tiny")
@@ -490,13 +501,14 @@ def main(argv: list[str] | None = None) -> dict:
     def profile_file(name: str) -> Path | None:
         return out / f"{file_stem(results)}-profile-{name}.txt" if args.profile else None
 
-    record(
-        "training",
-        measure_training(
-            module, batch, device, dtype, args.steps, peak, profile_to=profile_file("training")
-        ),
-    )
-    flops = results["training"]["tflop_per_step"] * 1e12
+    if not args.sampling_only:
+        record(
+            "training",
+            measure_training(
+                module, batch, device, dtype, args.steps, peak, profile_to=profile_file("training")
+            ),
+        )
+    flops = results["training"]["tflop_per_step"] * 1e12 if "training" in results else None
     if "data" in args.only:
         record("data", {"samples_per_second": measure_data(datamodule, batches=args.steps)})
     sampling_args = (module, datamodule, device, dtype)
@@ -511,10 +523,11 @@ def main(argv: list[str] | None = None) -> dict:
         ),
     )
     per_candidate = results["sampling"]["tflop_per_candidate"] * 1e12
-    results["end_to_end_minutes"] = (
-        2000 * results["training"]["seconds_per_step"]
-        + results["sampling"]["seconds_for_64_candidates"]
-    ) / 60
+    if "training" in results:
+        results["end_to_end_minutes"] = (
+            2000 * results["training"]["seconds_per_step"]
+            + results["sampling"]["seconds_for_64_candidates"]
+        ) / 60
     if "unmerged" in args.only:
         record(
             "sampling_unmerged",
@@ -536,17 +549,18 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if "channels_last" in args.only:
         module.to(memory_format=torch.channels_last)
-        record(
-            "training_channels_last",
-            measure_training(module, batch, device, dtype, args.steps, peak, flops),
-        )
+        if not args.sampling_only:
+            record(
+                "training_channels_last",
+                measure_training(module, batch, device, dtype, args.steps, peak, flops),
+            )
         record(
             "sampling_channels_last",
             measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate),
         )
     del module, sampling_args
 
-    if "training_24gb" in args.only:
+    if "training_24gb" in args.only and not args.sampling_only:
         small = build_module(scale, device, dtype, gradient_checkpointing=True)
         small_batch = {k: v[: sizes["small_batch"]] for k, v in batch.items()}
         record(

@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,6 +57,20 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path):
     assert "training, torch.compile: UNet (regional)" in table.read_text()
     assert "sampling, torch.compile: UNet (whole)" in table.read_text()
     assert "sampling_unmerged" not in results and "data" not in results
+
+
+def test_sampling_only_skips_training(tmp_path):
+    speed = load_benchmark()
+    results = speed.main(
+        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only"]
+        + ["--only", "--out", str(tmp_path)]
+    )
+    assert results["sampling"]["candidates_per_minute"] > 0
+    assert "training" not in results and "end_to_end_minutes" not in results
+    (table,) = tmp_path.glob("*.md")
+    assert "Sampling only." in table.read_text()
+    with pytest.raises(SystemExit):
+        speed.main(["--scale", "tiny", "--sampling_only", "--compile", "whole"])
 
 
 def test_device_busy_time_counts_each_kernel_once():
