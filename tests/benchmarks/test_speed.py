@@ -71,19 +71,3 @@ def test_sampling_only_skips_training(tmp_path):
     assert "Sampling only." in table.read_text()
     with pytest.raises(SystemExit):
         speed.main(["--scale", "tiny", "--sampling_only", "--compile", "whole"])
-
-
-def test_device_busy_time_counts_each_kernel_once():
-    from types import SimpleNamespace
-
-    import torch
-
-    speed = load_benchmark()
-    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
-    events = [  # an optimizer-step range, a convolution operator, the two kernels it launched
-        SimpleNamespace(device_type=cuda, is_user_annotation=True, self_device_time_total=300.0),
-        SimpleNamespace(device_type=cpu, is_user_annotation=False, self_device_time_total=300.0),
-        SimpleNamespace(device_type=cuda, is_user_annotation=False, self_device_time_total=200.0),
-        SimpleNamespace(device_type=cuda, is_user_annotation=False, self_device_time_total=100.0),
-    ]
-    assert speed.device_busy_seconds(events) == 300.0 / 1e6
