@@ -1,6 +1,5 @@
 """The end-to-end benchmark runs through `realfill.fit` on the tiny model, so it cannot rot."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,15 +8,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    path = REPO / "benchmarks" / "end_to_end.py"
-    spec = importlib.util.spec_from_file_location("end_to_end", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_end_to_end_times_training_and_selection_and_extrapolates(tmp_path, monkeypatch):
+def test_end_to_end_times_training_and_selection_and_extrapolates(
+    tmp_path, monkeypatch, load_script
+):
     tiny = {
         "trainer": {
             "accelerator": "cpu",
@@ -45,7 +38,7 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(tmp_path, monk
     config.write_text(yaml.safe_dump(tiny))
     monkeypatch.setenv("OUT", str(tmp_path / "out"))
     monkeypatch.chdir(REPO)
-    results = load_benchmark().main(["--config", str(config)])
+    results = load_script("end_to_end").main(["--config", str(config)])
     assert json.loads((tmp_path / "out" / "end_to_end.json").read_text()) == results
     assert results["training_steps"] == 4 and results["num_candidates"] == 2
     assert 0 < results["seconds_per_steady_step"] < results["seconds_total"]

@@ -1,15 +1,8 @@
 """The operator count runs on the tiny model, so it cannot rot."""
 
-import importlib.util
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def test_operators_are_counted_per_component_and_for_the_backward_pass():
-    spec = importlib.util.spec_from_file_location("host_ops", REPO / "benchmarks" / "host_ops.py")
-    host_ops = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(host_ops)
+def test_operators_are_counted_per_component_and_for_the_backward_pass(load_script):
+    host_ops = load_script("host_ops")
     counts = host_ops.main(["--scale", "tiny", "--resolution", "32"])
     for label in ("forward unet", "forward text_encoder", "forward vae", "backward"):
         assert counts[label] > 0, label

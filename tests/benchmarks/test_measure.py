@@ -1,24 +1,12 @@
 """The benchmark's measurements on their own."""
 
-import importlib.util
-from pathlib import Path
+from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_measure():
-    spec = importlib.util.spec_from_file_location("measure", REPO / "benchmarks" / "measure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import torch
 
 
-def test_device_busy_time_counts_each_kernel_once():
-    from types import SimpleNamespace
-
-    import torch
-
-    measure = load_measure()
+def test_device_busy_time_counts_each_kernel_once(load_script):
+    measure = load_script("measure")
     cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
     events = [  # an optimizer-step range, a convolution operator, the two kernels it launched
         SimpleNamespace(device_type=cuda, is_user_annotation=True, self_device_time_total=300.0),

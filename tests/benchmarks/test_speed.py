@@ -1,23 +1,12 @@
 """The speed benchmark runs at tiny scale on a CPU, so it cannot rot between GPU runs."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_benchmark_writes_json_and_table(tmp_path):
-    speed = load_benchmark()
+def test_tiny_benchmark_writes_json_and_table(tmp_path, load_script):
+    speed = load_script("speed")
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--profile"]
         + ["--out", str(tmp_path)]
@@ -37,8 +26,8 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
         assert profile["operator_calls"] > 0 and (tmp_path / profile["table"]).is_file()
 
 
-def test_compiled_variants_are_timed_and_tabled(tmp_path):
-    speed = load_benchmark()
+def test_compiled_variants_are_timed_and_tabled(tmp_path, load_script):
+    speed = load_script("speed")
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--only"]
         + ["--compile", "regional", "sampling", "--compile_backend", "aot_eager"]
@@ -59,8 +48,8 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path):
     assert "sampling_unmerged" not in results and "data" not in results
 
 
-def test_sampling_only_skips_training(tmp_path):
-    speed = load_benchmark()
+def test_sampling_only_skips_training(tmp_path, load_script):
+    speed = load_script("speed")
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only"]
         + ["--only", "--out", str(tmp_path)]
