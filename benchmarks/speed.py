@@ -255,11 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
             compile_backend=args.compile_backend,
             compile_mode=None if mode == "default" else mode,
         )
-        module.compile_for_training()
-        variant = ("whole" if kind == "sampling" else kind) + (
-            "" if mode == "default" else f"_{mode}"
-        )
-        variant = variant.replace("-", "_")
+        suffix = "" if mode == "default" else f"_{mode.replace('-', '_')}"
+        variant = ("whole" if kind == "sampling" else kind) + suffix
         if kind == "sampling":
             record(
                 f"sampling_compiled_{variant}",
@@ -276,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ),
             )
         else:
+            module.compile_for_training()
             record(
                 f"training_compiled_{variant}",
                 measure_training(
