@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from realfill.data import SceneDataModule
 from realfill.io import write_text
 from realfill.modules import RealFillModule
+from realfill.modules.sampling import generation_size
 
 
 def synchronize(device: torch.device) -> None:
@@ -198,6 +199,9 @@ def measure_sampling(
                 progress=False,
             )
 
+    width, height = generation_size(
+        *scene.target.size, datamodule.resolution, module.base_model.size_multiple
+    )
     few, many = step_counts
     first = timed(lambda: sample(few), device, repeats=1, warmup=0)  # cuDNN autotuning included
     reset_peak_memory(device)
@@ -216,6 +220,7 @@ def measure_sampling(
     flops = flops_per_candidate * batch_size
     results = {
         "batch_size": batch_size,
+        "size": f"{width}x{height}",
         "denoising_steps": target_steps,
         "seconds_per_denoising_step": per_step,
         "fixed_seconds": fixed,

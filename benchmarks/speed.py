@@ -14,7 +14,8 @@ stored in bf16 and LoRA weights and optimizer state in fp32, as `configs/realfil
   batch-16 step with `trainer.accumulate_grad_batches=4`);
 - the data pipeline: samples/s `SceneDataModule` delivers, against what training consumes;
 - sampling: candidates/min at 200 DDPM steps (two runs of different step counts separate the
-  per-step cost from the fixed encode/decode cost), FLOPs and MFU;
+  per-step cost from the fixed encode/decode cost), FLOPs and MFU, on the target's
+  hole-centred square (512x512 completions, as the targets count them; `--keep_aspect` not);
 - variants (`--only` picks): sampling with the LoRA adapters unmerged, channels-last weights
   for training and sampling, a sampling batch of 64; `--compile` adds training under
   `torch.compile` (the UNet whole or its repeated blocks, with the encoders; `--compile_modes`)
@@ -32,6 +33,7 @@ import datetime
 import itertools
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -47,6 +49,7 @@ from measure import (  # noqa: E402
     training_batch,
 )
 from speed_table import file_stem, markdown, save  # noqa: E402
+from square_scene import square_scene  # noqa: E402
 
 from realfill.data import SceneDataModule  # noqa: E402
 from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
@@ -88,6 +91,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale", choices=["auto", "full", "tiny"], default="auto")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
     parser.add_argument("--scene", default=str(REPO / "examples" / "motorcycle"))
+    parser.add_argument(
+        "--keep_aspect",
+        action="store_true",
+        help="sample the scene's target as it is; by default its hole-centred square, so that "
+        "a candidate is the 512x512 completion the targets count (see square_scene.py)",
+    )
     parser.add_argument("--num_workers", type=int, default=4, help="dataloader workers")
     parser.add_argument(
         "--compile",
@@ -164,8 +173,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{key}: {value}", flush=True)
         save(results, out)
 
+    scene_dir = args.scene
+    if not args.keep_aspect:
+        scratch = tempfile.TemporaryDirectory(prefix="square-scene-")  # removed at exit
+        scene_dir = square_scene(args.scene, scratch.name)
     datamodule = SceneDataModule(
-        args.scene,
+        scene_dir,
         resolution=sizes["resolution"],
         batch_size=sizes["batch_size"],
         num_workers=args.num_workers,

@@ -27,7 +27,8 @@ def markdown(results: dict) -> str:
             return []
         r = results[key]
         return [
-            f"| {label}, batch {r['batch_size']}, {r['denoising_steps']} DDPM steps | "
+            f"| {label}, batch {r['batch_size']}, {r.get('size', 'target')} px, "
+            f"{r['denoising_steps']} DDPM steps | "
             f"{r['candidates_per_minute']:.1f} candidates/min (64 in "
             f"{r['seconds_for_64_candidates']:.1f} s), MFU {100 * r['mfu']:.1f}%, "
             f"{memory(r['peak_memory_gib'])}, first call {r['first_call_seconds']:.1f} s |"

@@ -41,6 +41,7 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(
     results = load_script("end_to_end").main(["--config", str(config)])
     assert json.loads((tmp_path / "out" / "end_to_end.json").read_text()) == results
     assert results["training_steps"] == 4 and results["num_candidates"] == 2
+    assert results["completion_size"] == "32x32"  # the example's square, at the resolution
     assert 0 < results["seconds_per_steady_step"] < results["seconds_total"]
     assert results["seconds_selection"] > 0
     stages = results["seconds_selection_stages"]

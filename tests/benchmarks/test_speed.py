@@ -19,6 +19,7 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path, load_script):
         assert results[key]["mfu"] > 0
     assert results["training"]["tflop_per_step"] > results["training_24gb"]["tflop_per_step"]
     assert results["sampling"]["candidates_per_minute"] > 0
+    assert results["sampling"]["size"] == "64x64"  # the square scene: resolution x resolution
     assert results["sampling_unmerged"]["candidates_per_minute"] > 0
     assert results["data"]["samples_per_second"] > 0
     for key in ("training", "sampling"):
@@ -48,8 +49,10 @@ def test_sampling_only_skips_training_and_times_compiled_sampling(tmp_path, load
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only", "--only"]
         + ["--compile", "sampling", "--compile_backend", "aot_eager", "--out", str(tmp_path)]
+        + ["--keep_aspect"]
     )
     assert "training" not in results and "end_to_end_minutes" not in results
+    assert results["sampling"]["size"] == "96x64"  # the example's own 332x224, scaled
     sampling = results["sampling_compiled_whole"]
     assert sampling["tflop_per_candidate"] == results["sampling"]["tflop_per_candidate"]
     assert sampling["first_call_seconds"] > 0 and sampling["candidates_per_minute"] > 0
