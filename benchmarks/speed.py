@@ -29,6 +29,7 @@ the script cannot rot, and the results say the figures are not meaningful.
 """
 
 import argparse
+import ast
 import datetime
 import itertools
 import platform
@@ -37,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch._inductor.config as inductor_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -86,7 +88,21 @@ def build_module(
     return module.to(device)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def inductor_setting(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` as a torch._inductor.config setting, the value read as a Python literal
+    (a bare word stays a string): `force_layout_optimization=True`, `triton.cudagraphs=1`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    if key not in inductor_config.get_config_copy():
+        raise argparse.ArgumentTypeError(f"torch._inductor.config has no setting {key!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["auto", "full", "tiny"], default="auto")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
@@ -134,10 +150,30 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="measure sampling alone (no training step, no training variants): a short lease",
     )
+    parser.add_argument(
+        "--inductor",
+        nargs="+",
+        type=inductor_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="torch._inductor.config settings for every compiled variant (recorded with the "
+        "results), e.g. force_layout_optimization=True",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if args.sampling_only and set(args.compile) - {"sampling"}:
         parser.error("--sampling_only takes only --compile sampling")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    with inductor_config.patch(dict(args.inductor)):
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Take the measurements `args` ask for, saving each as it comes; return them all."""
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scale = args.scale if args.scale != "auto" else ("full" if device.type == "cuda" else "tiny")
@@ -167,6 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "matmul_peak_tflops": peak / 1e12,
     }
+    if args.inductor:
+        results["inductor_config"] = dict(args.inductor)
 
     def record(key: str, value: dict) -> None:
         results[key] = value

@@ -55,6 +55,11 @@ def markdown(results: dict) -> str:
         "",
         results["note"],
         "",
+        *(
+            [f"torch._inductor.config for the compiled variants: {results['inductor_config']}.", ""]
+            if "inductor_config" in results
+            else []
+        ),
         f"Measured {results['dtype']} matmul peak: {results['matmul_peak_tflops']:.1f} TFLOP/s. "
         + (
             f"FLOPs counted by torch.utils.flop_counter: training "

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch._inductor.config
 
 
 def test_tiny_benchmark_writes_json_and_table(tmp_path, load_script):
@@ -33,8 +34,9 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path, load_script):
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--only"]
         + ["--compile", "regional", "--compile_backend", "aot_eager"]
         + ["--compile_modes", "default", "reduce-overhead"]  # no CUDA graphs on a CPU
-        + ["--out", str(tmp_path)]
+        + ["--inductor", "force_layout_optimization=True", "--out", str(tmp_path)]
     )
+    assert results["inductor_config"] == {"force_layout_optimization": True}
     assert results["training_compiled_regional_reduce_overhead"]["seconds_per_step"] > 0
     training = results["training_compiled_regional"]
     assert training["tflop_per_step"] == results["training"]["tflop_per_step"]
@@ -42,6 +44,16 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path, load_script):
     (table,) = tmp_path.glob("*.md")
     assert "training, torch.compile: UNet (regional)" in table.read_text()
     assert "sampling_unmerged" not in results and "data" not in results
+    assert "{'force_layout_optimization': True}" in table.read_text()
+    assert not torch._inductor.config.force_layout_optimization  # patched for the run only
+
+
+@pytest.mark.parametrize("setting", ["no_such_setting=1", "force_layout_optimization"])
+def test_unknown_or_malformed_inductor_setting_is_a_usage_error(load_script, setting, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("speed").parse_args(["--inductor", setting])
+    assert exit_info.value.code == 2
+    assert "argument --inductor" in capsys.readouterr().err
 
 
 def test_sampling_only_skips_training_and_times_compiled_sampling(tmp_path, load_script):
