@@ -8,14 +8,17 @@ completed again, and its scores are reused while the metric settings are unchang
 """
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+
 from realfill.baselines import IMAGE_BASELINES, write_completion
-from realfill.baselines.diffusion import run_prompt_only, run_realfill, sampling_settings
+from realfill.baselines.diffusion import run_prompt_only, run_realfill
 from realfill.cli import exit_on_user_error
 from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
@@ -43,18 +46,31 @@ def complete_scene(method: str, options: argparse.Namespace, scene_dir: Path, ro
         scene = load_evaluation_scene(scene_dir)
         write_completion(root / COMPLETIONS, IMAGE_BASELINES[method]().complete(scene), scene)
         return
-    sampling = sampling_settings(
-        options.config,
-        {k: getattr(options, k) for k in ("num_samples", "keep", "num_inference_steps")},
-    )
+    sampling = {k: getattr(options, k) for k in ("num_samples", "keep", "num_inference_steps")}
     run: Callable = run_realfill if method == "realfill" else run_prompt_only
     run(options.config, scene_dir, root, options.fit_args, sampling)
 
 
+def fingerprint(folder: Path) -> str:
+    """A digest of the files under `folder` (names, sizes, modification times): it changes
+    whenever they are written again."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        info = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[CandidateResult]:
-    """The scene's scored candidates: from the cache if scored with the same settings."""
-    cache = out / method / scene_dir.name / SCORES_CACHE
-    key = {"settings": asdict(suite.settings), "unavailable": sorted(suite.unavailable)}
+    """The scene's scored candidates: from the cache if scored with the same settings and the
+    completions have not been written again since."""
+    root = out / method / scene_dir.name
+    cache = root / SCORES_CACHE
+    key = {
+        "settings": asdict(suite.settings),
+        "unavailable": sorted(suite.unavailable),
+        "completions": fingerprint(root / COMPLETIONS),
+    }
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if {k: stored.get(k) for k in key} == key:
@@ -70,6 +86,11 @@ def run(options: argparse.Namespace) -> Path:
     for path in options.config:
         if not Path(path).is_file():
             raise BenchmarkError(f"{path}: config not found")
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as error:
+            reason = " ".join(str(error).split())
+            raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
     scenes = benchmark_scenes(options.benchmark)
     for scene_dir in scenes:
         load_evaluation_scene(scene_dir)  # every scene is checked before anything runs

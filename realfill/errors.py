@@ -15,3 +15,7 @@ class ModelLoadError(RealFillError):
 
 class ConfigError(RealFillError):
     """Settings that cannot work together."""
+
+
+class OutputError(RealFillError):
+    """An output path that cannot be written without destroying something else."""

@@ -28,7 +28,11 @@ def load_metric_settings(path: Path | None, overrides: dict[str, str | None]) ->
     if path is not None:
         if not Path(path).is_file():
             raise BenchmarkError(f"{path}: metrics config not found")
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as error:
+            reason = " ".join(str(error).split())
+            raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
         values = loaded.get("metrics", loaded) if isinstance(loaded, dict) else None
         if not isinstance(values, dict):
             raise BenchmarkError(f"{path}: expected a mapping of metric settings")
@@ -58,6 +62,17 @@ def evaluate_benchmark(
     ]
 
 
+def method_names(folders: Sequence[Path]) -> list[str]:
+    """A name per results folder: its own name, or as many of its parents' names as it takes
+    to tell folders of the same name apart (`exp1/realfill`, `exp2/realfill`)."""
+    parts = [Path(folder).resolve().parts for folder in folders]
+    for depth in range(1, max(map(len, parts)) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    raise BenchmarkError(f"the same results folder is given twice: {sorted(map(str, folders))}")
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     parse = argparse.ArgumentParser(prog="python -m realfill.evaluate", description=__doc__)
@@ -73,7 +88,8 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         nargs="+",
         default=None,
-        help="method name of each results folder (default: the folder's name)",
+        help="method name of each results folder (default: the folder's name, with its "
+        "parents' where two folders share a name)",
     )
     parse.add_argument("--out", type=Path, default=None, help="report folder (default: report/)")
     parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
@@ -88,11 +104,13 @@ def main(args: Sequence[str] | None = None) -> Path:
     """Evaluate, write the report and print where it is; user errors exit with code 2."""
     options = parser().parse_args(args)
     with exit_on_user_error():
-        methods = options.method or [folder.name for folder in options.results]
+        methods = options.method or method_names(options.results)
         if len(methods) != len(options.results):
             raise BenchmarkError(
                 f"{len(methods)} --method names for {len(options.results)} folders"
             )
+        if len(set(methods)) != len(methods):
+            raise BenchmarkError(f"--method names must differ, got {methods}")
         overrides = {
             key: getattr(options, key)
             for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device")

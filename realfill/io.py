@@ -4,11 +4,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
+
+from realfill.errors import OutputError
 
 
 @contextmanager
@@ -19,6 +21,7 @@ def staged_file(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(handle)
+    os.chmod(staging, umask_mode(directory=False))
     try:
         yield Path(staging)
         os.replace(staging, path)
@@ -44,17 +47,54 @@ def write_json(data: object, path: Path) -> None:
     write_text(json.dumps(data, indent=2, default=str), path)
 
 
-@contextmanager
-def staged_directory(path: Path) -> Iterator[Path]:
-    """Yield an empty staging folder that replaces `path` only if the block succeeds."""
+def umask_mode(directory: bool) -> int:
+    """The permissions `open` or `mkdir` would give under the current umask: temporary files
+    and folders are created owner-only, and keep that mode through the final rename."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def check_replaceable(path: Path, owned: Collection[str]) -> None:
+    """Refuse (`OutputError`) to replace `path` unless it is absent, or a folder holding
+    nothing but the entries `owned` by its writer (an earlier output of the same kind): an
+    output folder pointed at the wrong place must not delete the user's files."""
     path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; choose another output folder")
+    foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputError(
+            f"{path}: already holds {shown}, which realfill did not write there; choose "
+            "another output folder (it would be replaced)"
+        )
+
+
+@contextmanager
+def staged_directory(path: Path, owned: Collection[str]) -> Iterator[Path]:
+    """Yield an empty staging folder that replaces `path` only if the block succeeds.
+
+    `path` may already exist only as `check_replaceable` allows (checked before the block
+    runs). The swap renames the old folder aside, the new one in, then deletes the old: at no
+    point is `path` missing an output that was there.
+    """
+    path = Path(path)
+    check_replaceable(path, owned)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    os.chmod(staging, umask_mode(directory=True))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if path.exists():
-        shutil.rmtree(path)
+    if not path.exists():
+        staging.rename(path)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{path.name}-old-", dir=path.parent))
+    path.rename(retired / path.name)
     staging.rename(path)
+    shutil.rmtree(retired)

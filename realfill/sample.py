@@ -20,10 +20,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from realfill.callbacks.completion import CompleteTarget
-from realfill.callbacks.selection import write_selection
+from realfill.callbacks.selection import SELECTION_ENTRIES, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
-from realfill.io import save_image, write_json
+from realfill.io import check_replaceable, save_image, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
 
 SELECTION_KEYS = [
@@ -142,6 +142,7 @@ def run(cli: SampleCLI) -> None:
     selection = CompleteTarget(**{key: cli.config_init[key] for key in SELECTION_KEYS})
     cli.model.base_model.load_lora(Path(config.lora or run_dir / "lora"))
     out = Path(config.out or run_dir / "completions")
+    check_replaceable(out, SELECTION_ENTRIES)
     staging = out.parent / f".{out.name}-samples"
     if trainer.is_global_zero:
         shutil.rmtree(staging, ignore_errors=True)

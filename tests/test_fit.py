@@ -174,6 +174,19 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected):
     assert len(lines) == 1 and expected in lines[0]
 
 
+def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(tmp_path):
+    notes = tmp_path / "run" / "completions" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    result = run_cli("--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("realfill: error:") and "completions: already holds notes.txt" in error
+    assert notes.read_text() == "mine"
+    assert not (tmp_path / "run" / "lora").exists()  # it stopped before training
+
+
 def test_print_config_shows_the_papers_settings():
     result = run_cli("--config", str(REPO / "configs" / "realfill.yaml"), "--print_config")
     assert result.returncode == 0, result.stderr

@@ -118,6 +118,35 @@ def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
     assert error.startswith("realfill: error:") and str(tmp_path / "nope") in error
 
 
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--num_samples=0"], "num_samples must be >= 1, got 0"),
+        (["--keep=-1"], "keep must be >= 0, got -1"),
+    ],
+)
+def test_impossible_selection_settings_are_one_line_and_exit_code_2(
+    run_dir, arguments, expected, capsys
+):
+    with pytest.raises(SystemExit) as exit_info:
+        sample(["--config", str(run_dir / "config.yaml"), *arguments])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(expected)
+
+
+def test_an_out_folder_holding_user_files_is_refused_before_sampling(run_dir, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        sample(["--config", str(run_dir / "config.yaml"), f"--out={out}", *FAST_SAMPLING])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("realfill: error:") and f"{out}: already holds notes.txt" in error
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert not list(tmp_path.glob(".*"))  # no staging folder was made
+
+
 def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tmp_path):
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["trainer"]["callbacks"].append(

@@ -9,14 +9,8 @@ from pathlib import Path
 import yaml
 
 from realfill.fit import main as fit_main
-from realfill.sample import SELECTION_KEYS
 from realfill.sample import main as sample_main
 
-SCALAR = (bool, int, float, str, type(None))
-"""Setting types passed on as `--key=value` flags."""
-SKIPPED_KEYS = frozenset({"dirname", "matcher"})
-"""CompleteTarget settings not passed to `sample` (the output folder is the benchmark's; a
-matcher given as a class is left to sample's default)."""
 FIT_ONLY_CALLBACKS = [{"class_path": "realfill.callbacks.SaveLoRA"}]
 """Callbacks of a benchmark fit: only the LoRA export (sampling is its own stage)."""
 PROMPT_FILE = "prompt.txt"
@@ -27,33 +21,9 @@ PROMPT_GUIDANCE_SCALE = 7.5
 """Classifier-free guidance of the prompt-only baseline (stock SD inpainting's default)."""
 
 
-def sampling_settings(configs: Sequence[Path], overrides: dict) -> dict:
-    """CompleteTarget's scalar settings found in the configs' trainer callbacks (later configs
-    win), then the non-None `overrides`."""
-    found: dict = {}
-    for path in configs:
-        callbacks = ((yaml.safe_load(Path(path).read_text()) or {}).get("trainer") or {}).get(
-            "callbacks"
-        ) or []
-        for callback in callbacks:
-            if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith(
-                "CompleteTarget"
-            ):
-                found |= callback.get("init_args") or {}
-    settings = {
-        key: value
-        for key, value in found.items()
-        if key in SELECTION_KEYS
-        and key not in SKIPPED_KEYS
-        and isinstance(value, SCALAR)
-        and "${" not in str(value)
-    }
-    return settings | {key: value for key, value in overrides.items() if value is not None}
-
-
 def flags(settings: dict) -> list[str]:
-    """Settings as `--key=value` command-line flags (None as jsonargparse's `null`)."""
-    return [f"--{key}={'null' if value is None else value}" for key, value in settings.items()]
+    """The non-None settings as `--key=value` command-line flags."""
+    return [f"--{key}={value}" for key, value in settings.items() if value is not None]
 
 
 def fit_then_sample(
@@ -64,22 +34,20 @@ def fit_then_sample(
     fit_args: Sequence[str],
     sample_args: Sequence[str],
 ) -> None:
-    """Fit the LoRA on the scene into `run_dir`, then sample, rank and select into `out`."""
+    """Fit the LoRA on the scene into `run_dir` (the configs' callbacks replaced by the LoRA
+    export alone), then sample, rank and select into `out` with the configs as given: the
+    selection settings are their `CompleteTarget`'s (matcher included), then `sample_args`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     preset = run_dir / "benchmark-preset.yaml"
     preset.write_text(yaml.safe_dump({"trainer": {"callbacks": FIT_ONLY_CALLBACKS}}))
     config_flags = [flag for path in configs for flag in ("--config", str(path))]
-    fit_main(
-        [
-            *config_flags,
-            "--config",
-            str(preset),
-            f"--data.scene_dir={scene_dir}",
-            f"--trainer.default_root_dir={run_dir}",
-            *fit_args,
-        ]
-    )
-    sample_main(["--config", str(run_dir / "config.yaml"), f"--out={out}", *sample_args])
+    run_flags = [
+        f"--data.scene_dir={scene_dir}",
+        f"--trainer.default_root_dir={run_dir}",
+        *fit_args,
+    ]
+    fit_main([*config_flags, "--config", str(preset), *run_flags])
+    sample_main([*config_flags, *run_flags, f"--out={out}", *sample_args])
 
 
 def scene_prompt(scene_dir: Path) -> str:

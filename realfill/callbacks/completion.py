@@ -10,8 +10,15 @@ from PIL import Image
 
 from realfill.callbacks.compositing import composite
 from realfill.callbacks.matchers import Matcher, SIFTMatcher
-from realfill.callbacks.selection import RankedCandidate, score_candidates, write_selection
+from realfill.callbacks.selection import (
+    SELECTION_ENTRIES,
+    RankedCandidate,
+    score_candidates,
+    write_selection,
+)
 from realfill.data import Scene
+from realfill.errors import ConfigError
+from realfill.io import check_replaceable
 from realfill.modules.realfill import RealFillModule
 
 
@@ -81,7 +88,9 @@ class CompleteTarget(L.Callback):
             dirname: Folder under the run dir for the completions.
         """
         if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+            raise ConfigError(f"CompleteTarget: num_samples must be >= 1, got {num_samples}")
+        if keep is not None and keep < 0:
+            raise ConfigError(f"CompleteTarget: keep must be >= 0, got {keep}")
         self.num_samples = num_samples
         self.keep = keep if keep is not None else math.ceil(num_samples / 4)
         self.seed = seed
@@ -149,6 +158,15 @@ class CompleteTarget(L.Callback):
         print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
 
+    def out_dir(self, trainer: L.Trainer) -> Path:
+        """Where the completions go: `dirname` under the run dir."""
+        return Path(trainer.default_root_dir) / self.dirname
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse, before training, an output folder holding files of the user's own."""
+        if stage == "fit":
+            check_replaceable(self.out_dir(trainer), SELECTION_ENTRIES)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         """Sample when training ends, while the model is still on its device (Lightning moves it
         to the CPU before `on_fit_end`); the seeds are shared out over the ranks."""
@@ -172,7 +190,7 @@ class CompleteTarget(L.Callback):
         if not trainer.is_global_zero:
             return
         seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
-        out = Path(trainer.default_root_dir) / self.dirname
+        out = self.out_dir(trainer)
         records = write_selection(out, candidates, seeds, scores, self.keep)
         self.stage_seconds = {
             "sampling_and_compositing": sampled - start,

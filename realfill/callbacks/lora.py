@@ -4,6 +4,8 @@ from pathlib import Path
 
 import lightning as L
 
+from realfill.io import check_replaceable
+from realfill.modules.lora_io import LORA_WEIGHTS_NAME
 from realfill.modules.realfill import RealFillModule
 
 
@@ -23,7 +25,12 @@ class SaveLoRA(L.Callback):
     def lora_dir(self, trainer: L.Trainer) -> Path:
         return Path(trainer.default_root_dir) / self.dirname
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse, before training, a LoRA folder holding files of the user's own."""
+        if stage == "fit":
+            check_replaceable(self.lora_dir(trainer), {LORA_WEIGHTS_NAME})
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
-            print(f"LoRA: {self.lora_dir(trainer) / 'pytorch_lora_weights.safetensors'}")
+            print(f"LoRA: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")

@@ -14,6 +14,9 @@ from realfill.callbacks.ranking import correspondence_score, rank
 from realfill.data import Scene
 from realfill.io import save_image, staged_directory, write_json
 
+SELECTION_ENTRIES = frozenset({"candidates", "ranked", "scores.json", "contact_sheet.png"})
+"""What `write_selection` writes in its folder: a folder holding anything else is not replaced."""
+
 
 @dataclass
 class RankedCandidate:
@@ -55,7 +58,7 @@ def write_selection(
         )
         for position, i in enumerate(order)
     ]
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, SELECTION_ENTRIES) as staging:
         (staging / "candidates").mkdir()
         (staging / "ranked").mkdir()
         for seed, image in zip(seeds, candidates, strict=True):

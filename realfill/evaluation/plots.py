@@ -3,8 +3,6 @@ score against each metric per candidate (whether the score predicts quality, as 
 Figure 6 shows)."""
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from realfill.evaluation.backbones import LABELS, METRICS  # noqa: E402
 from realfill.evaluation.results import CandidateResult  # noqa: E402
+from realfill.io import staged_file  # noqa: E402
 
 FIGURE_SIZE = (7.0, 4.0)
 """Inches (width, height) of every plot."""
@@ -26,15 +25,11 @@ BAR_GROUP_WIDTH = 0.8
 
 def save_figure(figure: plt.Figure, path: Path) -> None:
     """Save a figure as PNG through a temporary file and an atomic rename, then close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(staging, dpi=DPI, bbox_inches="tight")
-        os.replace(staging, path)
+        with staged_file(path) as staging:
+            figure.savefig(staging, dpi=DPI, bbox_inches="tight", format="png")
     finally:
         plt.close(figure)
-        Path(staging).unlink(missing_ok=True)
 
 
 def finite(value: float | None) -> bool:

@@ -62,7 +62,7 @@ def save_adapters(
         f"{name}_lora_adapter_metadata": inference_lora_metadata(part.module)
         for name, part in components.items()
     }
-    with staged_directory(Path(directory)) as staging:
+    with staged_directory(Path(directory), {LORA_WEIGHTS_NAME}) as staging:
         pipeline_class.save_lora_weights(staging, **layers, **metadata)
 
 

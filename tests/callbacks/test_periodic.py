@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from PIL import Image
 from safetensors.torch import load_file
 
-from realfill.callbacks import PeriodicSampling
+from realfill.callbacks import PeriodicSampling, periodic
+from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.periodic import sample_captions
 
 SHORT_FIT = {
@@ -42,14 +42,22 @@ def test_captions_name_step_and_seed():
     assert sample_captions(250, [0, 7]) == ["step 250 seed 0", "step 250 seed 7"]
 
 
-def test_sheets_every_n_steps_and_training_unchanged(fit_tiny):
+def test_sheets_every_n_steps_and_training_unchanged(fit_tiny, monkeypatch):
     plain = fit_tiny("plain", SHORT_FIT)
+    sampled_images = []
+
+    def recording_sheet(images, captions):
+        sampled_images.append([np.asarray(image) for image in images])
+        return contact_sheet(images, captions)
+
+    monkeypatch.setattr(periodic, "contact_sheet", recording_sheet)
     sampled = fit_tiny("sampled", SHORT_FIT, PERIODIC)
 
     sheets = sorted(p.name for p in (sampled / "samples").glob("*.png"))
     assert sheets == ["step000002.png", "step000004.png"]
-    first, last = (np.asarray(Image.open(sampled / "samples" / name)) for name in sheets)
-    assert first.shape == last.shape and not np.array_equal(first, last)  # training moved on
+    first, last = sampled_images
+    assert len(first) == len(last) == 2  # one per seed
+    assert not any(np.array_equal(a, b) for a, b in zip(first, last, strict=True))  # trained on
     assert not (plain / "samples").exists()
 
     with_sampling = load_file(sampled / "lora" / "pytorch_lora_weights.safetensors")

@@ -2,12 +2,15 @@
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 import realfill.benchmark as benchmark_command
 from realfill.benchmark import main
+from realfill.callbacks import CompleteTarget
+from realfill.evaluate import load_metric_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {
@@ -15,7 +18,15 @@ FAST = {
         "callbacks": [
             {
                 "class_path": "realfill.callbacks.CompleteTarget",
-                "init_args": {"num_samples": 2, "keep": 1, "num_inference_steps": 2},
+                "init_args": {
+                    "num_samples": 2,
+                    "keep": 1,
+                    "num_inference_steps": 2,
+                    "matcher": {
+                        "class_path": "realfill.callbacks.SIFTMatcher",
+                        "init_args": {"max_side": 96},
+                    },
+                },
             }
         ]
     },
@@ -43,7 +54,16 @@ def test_benchmark_completes_evaluates_and_resumes(
         "prompt_only",
         "--trainer.max_steps=2",
     ]
+    matchers = []
+    scores = CompleteTarget.scores
+
+    def recording_scores(self, *args, **kwargs):
+        matchers.append((type(self.matcher).__name__, self.matcher.max_side))
+        return scores(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompleteTarget, "scores", recording_scores)
     summary = main(args)
+    assert set(matchers) == {("SIFTMatcher", 96)}  # the config's matcher ranked every method
     for method, count in (("realfill", 2), ("prompt_only", 2)):
         candidates = out / method / "motorcycle_inpaint" / "completions" / "candidates"
         assert len(list(candidates.glob("seed*.png"))) == count
@@ -75,3 +95,32 @@ def test_a_scene_without_ground_truth_stops_before_anything_runs(motorcycle_benc
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(REPO / "configs" / "tiny.yaml"), f"--benchmark={bench}"])
     assert exit_info.value.code == 2
+
+
+def test_scores_are_computed_again_once_the_completions_are_written_again(tmp_path, monkeypatch):
+    candidate = tmp_path / "realfill" / "scene" / "completions" / "candidates" / "seed00000.png"
+    candidate.parent.mkdir(parents=True)
+    candidate.write_bytes(b"first")
+    evaluations = []
+    monkeypatch.setattr(
+        benchmark_command, "evaluate_scene", lambda *args: evaluations.append(args) or []
+    )
+    suite = SimpleNamespace(settings=load_metric_settings(None, {}), unavailable={})
+    scene = tmp_path / "benchmark" / "scene"
+    benchmark_command.scored("realfill", scene, tmp_path, suite)
+    benchmark_command.scored("realfill", scene, tmp_path, suite)
+    assert len(evaluations) == 1  # cached
+    candidate.write_bytes(b"second, redone")
+    benchmark_command.scored("realfill", scene, tmp_path, suite)
+    assert len(evaluations) == 2
+
+
+def test_a_config_that_is_not_yaml_stops_with_one_line_naming_it(
+    motorcycle_benchmark, tmp_path, capsys
+):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer: [unclosed\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(broken), f"--benchmark={motorcycle_benchmark}"])
+    assert exit_info.value.code == 2
+    assert f"{broken}: not valid YAML" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -8,7 +8,8 @@ from PIL import Image
 
 from realfill.callbacks.selection import write_selection
 from realfill.data import load_scene
-from realfill.evaluate import main
+from realfill.evaluate import main, method_names
+from realfill.evaluation.results import BenchmarkError
 
 
 def write_results(benchmark: Path, results: Path) -> None:
@@ -71,3 +72,30 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_code_2(
     assert exit_info.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and str(missing) in errors[0]
+
+
+def test_a_metrics_config_that_is_not_yaml_is_one_line_naming_it(
+    motorcycle_benchmark, tmp_path, capsys
+):
+    broken = tmp_path / "metrics.yaml"
+    broken.write_text("metrics: [unclosed\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                f"--benchmark={motorcycle_benchmark}",
+                "--results",
+                str(tmp_path),
+                f"--metrics_config={broken}",
+            ]
+        )
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"{broken}: not valid YAML" in errors[0]
+
+
+def test_results_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_path):
+    folders = [tmp_path / "exp1" / "realfill", tmp_path / "exp2" / "realfill", tmp_path / "geo"]
+    assert method_names(folders) == ["exp1/realfill", "exp2/realfill", f"{tmp_path.name}/geo"]
+    assert method_names(folders[::2]) == ["realfill", "geo"]
+    with pytest.raises(BenchmarkError, match="given twice"):
+        method_names([folders[0], folders[0]])

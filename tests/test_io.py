@@ -1,0 +1,71 @@
+"""Atomic outputs: never half-written, never destroying a folder the user owns, usual modes."""
+
+import os
+import stat
+
+import pytest
+from PIL import Image
+
+from realfill.errors import OutputError
+from realfill.io import check_replaceable, save_image, staged_directory
+
+OWNED = {"candidates", "scores.json"}
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def write_output(path, text: str) -> None:
+    with staged_directory(path, OWNED) as staging:
+        (staging / "candidates").mkdir()
+        (staging / "scores.json").write_text(text)
+
+
+def test_an_earlier_output_is_replaced_whole(tmp_path):
+    out = tmp_path / "out"
+    write_output(out, "first")
+    (out / "candidates" / "stale.png").write_bytes(b"old")
+    write_output(out, "second")
+    assert (out / "scores.json").read_text() == "second"
+    assert not (out / "candidates" / "stale.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left
+
+
+def test_a_folder_with_the_users_files_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    (out / "scores.json").write_text("ours")
+    with pytest.raises(OutputError, match=r"mine: already holds notes.txt, which realfill"):
+        write_output(out, "new")
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert (out / "scores.json").read_text() == "ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_a_file_in_the_way_is_refused(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(OutputError, match="exists and is not a folder"):
+        check_replaceable(tmp_path / "out", OWNED)
+
+
+def test_a_failed_write_leaves_the_earlier_output(tmp_path):
+    out = tmp_path / "out"
+    write_output(out, "first")
+    with pytest.raises(RuntimeError), staged_directory(out, OWNED) as staging:
+        (staging / "scores.json").write_text("half")
+        raise RuntimeError("interrupted")
+    assert (out / "scores.json").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_outputs_get_the_modes_the_umask_gives(tmp_path, umask_022):
+    out = tmp_path / "out"
+    write_output(out, "x")
+    save_image(Image.new("RGB", (2, 2)), out / "image.png")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "image.png").stat().st_mode) == 0o644
