@@ -11,7 +11,7 @@ from pathlib import Path
 from lightning.pytorch.cli import SaveConfigCallback
 
 from realfill.cli import SceneCLI, run_cli
-from realfill.modules.realfill import check_compile_mode
+from realfill.modules.realfill import check_compile_mode, check_training_precision
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -38,9 +38,11 @@ class RealFillCLI(SceneCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        """Check the scene and the compile settings before the (slow) base model loads."""
+        """Check the scene, the precision and the compile settings before the (slow) base model
+        loads."""
         super().before_instantiate_classes()
         config = self.config
+        check_training_precision(config.trainer.precision)
         check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
 
 

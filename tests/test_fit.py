@@ -163,6 +163,7 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
             "--model.compile_mode=reduce-overhead --trainer.accumulate_grad_batches=2",
             "accumulate_grad_batches=2",
         ),
+        ("--trainer.precision=bf16-true", "trainer.precision=bf16-true would hold the LoRA"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(override, expected):
@@ -172,6 +173,19 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("realfill: error")]
     assert len(lines) == 1 and expected in lines[0]
+
+
+def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path):
+    result = run_cli(
+        "--config", TINY, f"--trainer.default_root_dir={tmp_path}", "--data.resolution=34"
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert (
+        error.startswith("realfill: error:")
+        and "data.resolution=34 is not a multiple of 4" in error
+    )
 
 
 def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(tmp_path):

@@ -39,6 +39,32 @@ def check_compile_mode(compile_mode: str | None, accumulate_grad_batches: int) -
         )
 
 
+HALF_WEIGHT_PRECISIONS = ("bf16-true", "16-true")
+"""Trainer precisions that store every weight, trainable ones included, in half precision."""
+
+
+def check_training_precision(precision: str) -> None:
+    """Refuse to train under a precision that casts the LoRA weights to half precision after
+    `setup`: AdamW's steps (learning rate 2e-4) round away on bf16 weights, which never train."""
+    if str(precision) in HALF_WEIGHT_PRECISIONS:
+        mixed = str(precision).replace("-true", "-mixed")
+        raise ConfigError(
+            f"trainer.precision={precision} would hold the LoRA weights in half precision, "
+            f"where they do not train; use {mixed} (the frozen weights are stored in half "
+            "precision either way)"
+        )
+
+
+def check_resolution(resolution: int, base_model: InpaintingBaseModel) -> None:
+    """Refuse a training resolution the denoiser cannot take: its latents must halve evenly
+    through every downsampling (and pack into patches, for transformer denoisers)."""
+    if resolution % base_model.size_multiple:
+        raise ConfigError(
+            f"data.resolution={resolution} is not a multiple of {base_model.size_multiple}, "
+            f"which {type(base_model).__name__} needs"
+        )
+
+
 def compute_dtype(precision: str) -> torch.dtype:
     """The dtype frozen weights are stored in under a trainer precision (fp32 if unmixed)."""
     return PRECISION_DTYPES.get(str(precision), torch.float32)
@@ -126,8 +152,19 @@ class RealFillModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
         if stage == "fit":
+            resolution = getattr(self.trainer.datamodule, "resolution", None)
+            if resolution is not None:
+                check_resolution(resolution, self.base_model)
+            check_training_precision(self.trainer.precision)
             check_compile_mode(self.hparams.compile_mode, self.trainer.accumulate_grad_batches)
             self.compile_for_training()
+
+    def on_fit_start(self) -> None:
+        """Give each process of a multi-process run its own random stream: `seed_everything`
+        seeds every rank alike, and the ranks would draw the same noise, timesteps, prompt
+        dropout and VAE posterior samples for their different images."""
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
 
     def compile_for_training(self) -> None:
         """torch.compile the parts the compile switches name, in place (nothing by default)."""

@@ -29,6 +29,13 @@ def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
     return next(p.dtype for n, p in base_model.denoiser.named_parameters() if "lora_" not in n)
 
 
+def sampling_batch_size(requested: int, device: torch.device) -> int:
+    """Candidates sampled together: one at a time on the CPU, where batched convolutions round
+    differently with the batch size and a candidate would not be reproduced bit-for-bit by its
+    seed alone; `requested` on an accelerator."""
+    return 1 if device.type == "cpu" else requested
+
+
 @contextmanager
 def merged_adapters(model: nn.Module) -> Iterator[None]:
     """Fold each active LoRA update into its frozen weight for the duration, adapters off: one
@@ -149,8 +156,7 @@ def generate(
     was_training = base_model.training
     base_model.eval()
     results: list[Image.Image] = []
-    if next(base_model.parameters()).device.type == "cpu":
-        batch_size = 1
+    batch_size = sampling_batch_size(batch_size, next(base_model.parameters()).device)
     batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
@@ -67,6 +69,33 @@ def test_the_targets_hole_never_reaches_the_loss_or_the_gradients(module):
     assert torch.equal(loss, changed_loss)
     for name, grad in grads.items():
         assert torch.equal(grad, changed_grads[name]), name
+
+
+def test_the_models_prediction_over_the_hole_never_reaches_the_loss(module, monkeypatch):
+    """Blanking the hole's pixels is not enough: the denoiser still predicts latents there, and
+    only the loss weight keeps them out (the hole is the right half of the target, sample 1)."""
+    batch = target_batch()
+    loss, grads = loss_and_grads(module, batch)
+    denoise = module.base_model.denoise
+
+    def perturbed(columns: slice):
+        def denoise_then_perturb(*args, **kwargs):
+            prediction = denoise(*args, **kwargs)
+            offset = torch.zeros_like(prediction)
+            offset[1, :, :, columns] = 3.0
+            return prediction + offset
+
+        return denoise_then_perturb
+
+    width = module.base_model.encode_images(batch["pixels"][:1]).shape[-1]
+    monkeypatch.setattr(module.base_model, "denoise", perturbed(slice(width // 2, None)))
+    hole_loss, hole_grads = loss_and_grads(module, batch)
+    assert torch.equal(loss, hole_loss)
+    for name, grad in grads.items():
+        assert torch.equal(grad, hole_grads[name]), name
+    monkeypatch.setattr(module.base_model, "denoise", perturbed(slice(0, width // 2 - 1)))
+    known_loss, _ = loss_and_grads(module, batch)
+    assert not torch.equal(loss, known_loss)  # the same change over known pixels counts
 
 
 def test_known_pixels_do_change_the_loss(module):
@@ -250,3 +279,24 @@ def test_cuda_graphs_refuse_gradient_accumulation():
         check_compile_mode("reduce-overhead", 4)
     check_compile_mode("reduce-overhead", 1)
     check_compile_mode(None, 4)
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
+def test_half_precision_lora_weights_are_refused_for_training(module, precision):
+    """Lightning casts the whole module under `-true` precisions after `setup`, where AdamW's
+    steps round away on bf16 LoRA weights."""
+    module.trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False)
+    with pytest.raises(ConfigError, match=f"trainer.precision={precision}"):
+        module.setup("fit")
+
+
+def test_each_process_of_a_multi_process_run_draws_its_own_noise(module):
+    draws = {}
+    for world_size, rank in ((1, 0), (2, 0), (2, 1)):
+        torch.manual_seed(0)
+        module._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        module.on_fit_start()
+        draws[world_size, rank] = torch.randn(8)
+    torch.manual_seed(0)
+    assert torch.equal(draws[1, 0], torch.randn(8))  # one process: the seeded stream as it was
+    assert not torch.equal(draws[2, 0], draws[2, 1])
