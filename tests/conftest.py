@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny base model built in code and small scenes on disk. Offline always."""
 
 import os
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,6 +45,24 @@ def write_scene(root: Path, size: tuple[int, int] = (80, 64), references: int = 
     target.save(root / "target" / "target.png")
     mask.save(root / "target" / "mask.png")
     return root
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in the repo root, offline, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def run_command():
+    """`run_module`: a realfill command in its own process (several processes for DDP)."""
+    return run_module
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """The `python -m realfill.fit` command, end to end on the tiny model."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,16 +42,10 @@ def fast_preset(tmp_path: Path, every_n_steps: int = 2) -> str:
     return str(path)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "realfill.fit", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture
+def run_fit(run_command):
+    """`python -m realfill.fit` in its own process."""
+    return lambda *args: run_command("realfill.fit", *args)
 
 
 def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys):
@@ -166,17 +157,17 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
         ("--trainer.precision=bf16-true", "trainer.precision=bf16-true would hold the LoRA"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(override, expected):
+def test_bad_input_is_one_line_and_exit_code_2(override, expected, run_fit):
     config = str(REPO / "configs" / "realfill.yaml")
-    result = run_cli("--config", config, "--trainer.accelerator=cpu", *override.split())
+    result = run_fit("--config", config, "--trainer.accelerator=cpu", *override.split())
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("realfill: error")]
     assert len(lines) == 1 and expected in lines[0]
 
 
-def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path):
-    result = run_cli(
+def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path, run_fit):
+    result = run_fit(
         "--config", TINY, f"--trainer.default_root_dir={tmp_path}", "--data.resolution=34"
     )
     assert result.returncode == 2, result.stderr[-3000:]
@@ -188,11 +179,13 @@ def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path
     )
 
 
-def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(tmp_path):
+def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(
+    tmp_path, run_fit
+):
     notes = tmp_path / "run" / "completions" / "notes.txt"
     notes.parent.mkdir(parents=True)
     notes.write_text("mine")
-    result = run_cli("--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}")
+    result = run_fit("--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
@@ -201,8 +194,8 @@ def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_traini
     assert not (tmp_path / "run" / "lora").exists()  # it stopped before training
 
 
-def test_print_config_shows_the_papers_settings():
-    result = run_cli("--config", str(REPO / "configs" / "realfill.yaml"), "--print_config")
+def test_print_config_shows_the_papers_settings(run_fit):
+    result = run_fit("--config", str(REPO / "configs" / "realfill.yaml"), "--print_config")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["model"]["base_model"]["init_args"]["pretrained_model_name_or_path"] == (
@@ -214,9 +207,9 @@ def test_print_config_shows_the_papers_settings():
     assert config["data"]["batch_size"] == 16 and config["trainer"]["max_steps"] == 2000
 
 
-def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path):
+def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path, run_fit):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = run_fit(
         "--config",
         TINY,
         "--config",

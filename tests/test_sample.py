@@ -1,9 +1,6 @@
 """`python -m realfill.sample` on a finished tiny run: selection, reproducibility, two processes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -83,25 +80,16 @@ def test_a_recorded_seed_reproduces_its_candidate_bit_for_bit(run_dir, tmp_path)
     assert candidate_bytes(tmp_path / "one")[2] == candidate_bytes(tmp_path / "all")[2]
 
 
-def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_path):
+def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_path, run_command):
     config = ["--config", str(run_dir / "config.yaml"), "--num_samples=5", *FAST_SAMPLING]
     sample([*config, f"--out={tmp_path / 'single'}"])
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "realfill.sample",
-            *config,
-            f"--out={tmp_path / 'ddp'}",
-            "--trainer.accelerator=cpu",
-            "--trainer.devices=2",
-            "--trainer.strategy=ddp",
-        ],
-        cwd=REPO,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_command(
+        "realfill.sample",
+        *config,
+        f"--out={tmp_path / 'ddp'}",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     single, ddp = candidate_bytes(tmp_path / "single"), candidate_bytes(tmp_path / "ddp")

@@ -6,6 +6,7 @@ original size, crop top-left and target size of each training crop), and a VAE t
 in fp16 (kept in fp32 here, or replaced by the fp16-fix VAE).
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +17,10 @@ from diffusers import (
     StableDiffusionXLInpaintPipeline,
     UNet2DConditionModel,
 )
+from diffusers.pipelines.stable_diffusion_xl.pipeline_output import (
+    StableDiffusionXLPipelineOutput,
+)
+from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
@@ -45,6 +50,31 @@ def time_ids(
     """SDXL's [B, 6] micro-conditioning: original size, crop top-left, target size (h, w)."""
     target = torch.tensor(target_size, device=original_size.device).expand_as(original_size)
     return torch.cat([original_size, crop_top_left, target], dim=1).float()
+
+
+class Fp32VaeInpaintPipeline(StableDiffusionXLInpaintPipeline):
+    """The stock SDXL inpainting pipeline over a VAE stored in fp32 (`vae_in_fp32`), which it
+    encodes and decodes with in fp32 and leaves in fp32, whatever the prompt dtype.
+
+    The stock pipeline, with the VAE config's `force_upcast`, casts the VAE to the prompt dtype
+    after encoding and upcasts it for decoding from fp16 only: under bf16 it would decode in
+    bf16 and leave the VAE in bf16.
+    """
+
+    def _encode_vae_image(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The stock encoding of an fp32 copy (the stock one casts the VAE back to the image's
+        dtype after); latents in the image's dtype."""
+        return super()._encode_vae_image(image.float(), generator).to(image.dtype)
+
+    def __call__(self, *args, **kwargs) -> StableDiffusionXLPipelineOutput | tuple:
+        """The stock call, the latents cast to fp32 where the VAE starts decoding them."""
+        vae = self.vae
+        entry = vae.post_quant_conv if vae.post_quant_conv is not None else vae.decoder
+        hook = entry.register_forward_pre_hook(lambda _, inputs: (inputs[0].float(), *inputs[1:]))
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            hook.remove()
 
 
 class StableDiffusionXLFamily(StableDiffusionFamily):
@@ -82,6 +112,16 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
 
     def text_encoders(self) -> dict[str, torch.nn.Module]:
         return {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
+
+    def text_encoder_lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
+        """No adapter on the first text encoder's last layer: SDXL reads that encoder's
+        penultimate hidden states, so one there would never train, and Lightning's plain `ddp`
+        stops at the first step on a parameter without a gradient. The second encoder keeps its
+        last layer's: the pooled text embedding comes out of it."""
+        if name != "text_encoder":
+            return config
+        last = self.text_encoder.config.num_hidden_layers - 1
+        return dataclasses.replace(config, exclude_modules=rf"(.*\.)?layers\.{last}\..*")
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """Penultimate hidden states of both encoders, concatenated, and the pooled projection."""
@@ -147,10 +187,13 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         )
 
     def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionXLInpaintPipeline:
-        if self.vae_in_fp32 and not self.vae.config.force_upcast:
-            # the stock pipeline runs the VAE in fp32 around each call only with force_upcast
-            self.vae.register_to_config(force_upcast=True)
-        return StableDiffusionXLInpaintPipeline(
+        """The stock pipeline over these components; with `vae_in_fp32`, its subclass that
+        encodes and decodes with the VAE in fp32 (see `Fp32VaeInpaintPipeline`)."""
+        pipeline_class = StableDiffusionXLInpaintPipeline
+        if self.vae_in_fp32:
+            self._vae_to_fp32()
+            pipeline_class = Fp32VaeInpaintPipeline
+        return pipeline_class(
             vae=self.vae,
             text_encoder=self.text_encoder,
             text_encoder_2=self.text_encoder_2,
@@ -174,12 +217,10 @@ def load_stable_diffusion_xl(
 ) -> StableDiffusionXLComponents:
     """Load SDXL components from a hub id or local folder (the VAE maybe from `vae_source`)."""
     weights = {"revision": revision, "variant": variant}
+    vae = load_vae(vae_source) if vae_source else None
     try:
-        vae = (
-            AutoencoderKL.from_pretrained(vae_source)
-            if vae_source
-            else AutoencoderKL.from_pretrained(source, subfolder="vae", **weights)
-        )
+        if vae is None:
+            vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **weights)
         return StableDiffusionXLComponents(
             vae=vae,
             unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
@@ -198,7 +239,20 @@ def load_stable_diffusion_xl(
             ),
         )
     except (OSError, ValueError) as error:
-        raise cannot_load(vae_source or source, error) from error
+        raise cannot_load(source, error) from error
+
+
+def load_vae(source: str) -> AutoencoderKL:
+    """Load a VAE that replaces the checkpoint's, with a one-line error that names it."""
+    try:
+        return AutoencoderKL.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"cannot load the VAE {source!r} ({reason}). Point "
+            "model.base_model.init_args.vae_name_or_path at a local diffusers VAE folder, or set "
+            "it to null to use the checkpoint's own vae/"
+        ) from error
 
 
 class StableDiffusionXLInpainting(StableDiffusionXLFamily):

@@ -19,6 +19,7 @@ from diffusers.utils import (
     convert_state_dict_to_peft,
     convert_unet_state_dict_to_peft,
 )
+from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
@@ -86,9 +87,15 @@ class StableDiffusionFamily(InpaintingBaseModel):
         self.unet.add_adapter(settings.peft_config(settings.denoiser_target_modules))
         self.train_text_encoder = settings.train_text_encoder
         if settings.train_text_encoder:
-            for encoder in self.text_encoders().values():
-                encoder.add_adapter(settings.peft_config(settings.text_encoder_target_modules))
+            config = settings.peft_config(settings.text_encoder_target_modules)
+            for name, encoder in self.text_encoders().items():
+                encoder.add_adapter(self.text_encoder_lora_config(name, config))
         self.trainable_to_fp32()
+
+    def text_encoder_lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
+        """The adapters of the text encoder `name`: `config`, unless the family never uses a
+        layer's output (an adapter there would never train, and DDP stops on it)."""
+        return config
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         tokens = self.tokens(self.tokenizer, prompts, self.text_encoder.device)

@@ -7,6 +7,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from realfill.callbacks.compositing import composite, feather_mask, mask_to_tensor
@@ -19,9 +20,25 @@ from realfill.modules import (
     StableDiffusionXLInpainting,
     TinyStableDiffusionXLInpainting,
 )
+from realfill.modules.lora_io import LORA_WEIGHTS_NAME
 
+REPO = Path(__file__).resolve().parents[2]
 RESOLUTION = 32
 STEPS = 3
+
+
+def training_batch(size: int = RESOLUTION) -> dict[str, torch.Tensor]:
+    """Two random images with `SceneDataModule`'s keys, each with a hole to fill."""
+    generator = torch.Generator().manual_seed(0)
+    training_mask = torch.zeros(2, 1, size, size)
+    training_mask[:, :, size // 4 : size // 2, size // 4 :] = 1.0
+    return {
+        "pixels": torch.rand(2, 3, size, size, generator=generator) * 2 - 1,
+        "training_mask": training_mask,
+        "known_mask": torch.ones(2, 1, size, size),
+        "original_size": torch.tensor([[2 * size, size], [size, size]]),
+        "crop_top_left": torch.tensor([[3, 0], [0, 0]]),
+    }
 
 
 def quiet_trainer(root: Path, **settings) -> L.Trainer:
@@ -52,6 +69,15 @@ def test_a_few_training_steps_on_scene_batches_move_the_adapters(base, scene_dir
     assert all(not p.requires_grad for n, p in module.named_parameters() if "lora_" not in n)
 
 
+def test_every_trainable_parameter_gets_a_gradient_from_one_training_loss(base):
+    """What Lightning's plain `ddp` strategy needs: it stops at the first step when a parameter
+    that requires a gradient took no part in the loss (an adapter on an unused layer)."""
+    module = RealFillModule(base)
+    module.masked_loss(training_batch()).backward()
+    idle = [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
+    assert idle == []
+
+
 def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
     scene = load_scene(scene_dir)
     module = RealFillModule(base)
@@ -76,6 +102,23 @@ def test_a_missing_base_model_fails_in_one_line(plugin_class, tmp_path):
 
 
 # ---- SDXL -----------------------------------------------------------------------------------
+
+
+def test_sdxl_load_errors_name_what_failed_to_load(tmp_path):
+    checkpoint = str(tmp_path / "checkpoint")
+    TinyStableDiffusionXLInpainting().pipeline().save_pretrained(checkpoint)
+    vae = str(tmp_path / "checkpoint" / "vae")
+    StableDiffusionXLInpainting(checkpoint, vae_name_or_path=vae)
+    missing_checkpoint, missing_vae = str(tmp_path / "no-checkpoint"), str(tmp_path / "no-vae")
+    for model, replacement_vae, failed, loaded, option in (
+        (missing_checkpoint, vae, missing_checkpoint, vae, "pretrained_model_name_or_path"),
+        (checkpoint, missing_vae, missing_vae, checkpoint, "vae_name_or_path"),
+    ):
+        with pytest.raises(ModelLoadError) as error:
+            StableDiffusionXLInpainting(model, vae_name_or_path=replacement_vae)
+        message = str(error.value)
+        assert "\n" not in message and repr(failed) in message and repr(loaded) not in message
+        assert f"init_args.{option} " in message
 
 
 def spy_time_ids(module: RealFillModule) -> list[torch.Tensor]:
@@ -115,15 +158,24 @@ def test_sdxl_adapts_both_text_encoders_by_default():
     assert trainable == {"unet", "text_encoder", "text_encoder_2"}
 
 
-def test_sdxl_vae_stays_fp32_under_bf16_and_after_bf16_sampling():
+@pytest.mark.parametrize("stored", [torch.float32, torch.bfloat16])
+def test_sdxl_vae_decodes_in_fp32_under_bf16_and_stays_fp32_after_sampling(stored):
+    """`stored`: the VAE as `cast_frozen` leaves it, or cast to bf16 by a whole-module `.to`."""
     module = RealFillModule(TinyStableDiffusionXLInpainting())
     module.base_model.cast_frozen(torch.bfloat16)
     vae = module.base_model.vae
     assert vae.dtype == torch.float32 and module.base_model.unet.dtype == torch.bfloat16
+    vae.to(stored)
+    decoding: list[tuple[torch.dtype, torch.dtype]] = []
+    vae.decoder.register_forward_pre_hook(
+        lambda decoder, inputs: decoding.append((next(decoder.parameters()).dtype, inputs[0].dtype))
+    )
     target = Image.new("RGB", (32, 32), (200, 30, 90))
     mask = Image.new("L", (32, 32), 0)
     mask.paste(255, (8, 8, 24, 24))
     module.generate(target, mask, [0], resolution=RESOLUTION, num_inference_steps=2, progress=False)
+    assert decoding == [(torch.float32, torch.float32)]
+    assert vae.dtype == torch.float32 and module.base_model.unet.dtype == torch.bfloat16
     with torch.autocast("cpu", dtype=torch.bfloat16):
         latents = module.base_model.encode_images(torch.zeros(1, 3, RESOLUTION, RESOLUTION))
     assert vae.dtype == torch.float32 and latents.dtype == torch.bfloat16
@@ -133,3 +185,31 @@ def test_sdxl_vae_follows_the_compute_dtype_when_asked():
     base = TinyStableDiffusionXLInpainting(vae_in_fp32=False)
     base.cast_frozen(torch.bfloat16)
     assert base.vae.dtype == torch.bfloat16
+
+
+def test_two_process_ddp_fit_of_tiny_sdxl_writes_the_lora(tmp_path, run_command):
+    """configs/sdxl.yaml stacked with configs/trainer/ddp.yaml (plain `ddp`), on the tiny twin."""
+    preset = {
+        "trainer": {
+            "logger": False,
+            "enable_checkpointing": False,
+            "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
+        }
+    }
+    (tmp_path / "lora_only.yaml").write_text(yaml.safe_dump(preset))
+    run_dir = tmp_path / "run"
+    result = run_command(
+        "realfill.fit",
+        "--config",
+        str(REPO / "configs" / "tiny_sdxl.yaml"),
+        "--config",
+        str(tmp_path / "lora_only.yaml"),
+        f"--trainer.default_root_dir={run_dir}",
+        "--trainer.max_steps=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--data.batch_size=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "lora" / LORA_WEIGHTS_NAME).is_file()

@@ -35,8 +35,6 @@ def loss_and_grads(module: RealFillModule, batch: dict) -> tuple[torch.Tensor, d
     torch.manual_seed(123)
     loss = module.masked_loss(batch)
     loss.backward()
-    # an adapter can get no gradient at all (SDXL's first text encoder: only its penultimate
-    # layer's output is used, so its last layer's adapter is idle)
     grads = {
         n: p.grad.clone() if p.grad is not None else torch.zeros_like(p)
         for n, p in module.named_parameters()
