@@ -65,6 +65,7 @@ SCALES = {
         "small_batch": 4,
         "sampling_batch": 16,
         "large_sampling_batch": 64,
+        "sampling_steps": (5, 15),  # two timed runs: per-step cost apart from the fixed cost
     },
     "tiny": {
         "resolution": 64,
@@ -72,6 +73,7 @@ SCALES = {
         "small_batch": 2,
         "sampling_batch": 4,
         "large_sampling_batch": 8,
+        "sampling_steps": (1, 3),
     },
 }
 
@@ -243,7 +245,7 @@ def measure(args: argparse.Namespace) -> dict:
         measure_sampling(
             *sampling_args,
             sizes["sampling_batch"],
-            (5, 15),
+            sizes["sampling_steps"],
             peak,
             profile_to=profile_file("sampling"),
         ),
@@ -260,7 +262,7 @@ def measure(args: argparse.Namespace) -> dict:
             measure_sampling(
                 *sampling_args,
                 sizes["sampling_batch"],
-                (5, 15),
+                sizes["sampling_steps"],
                 peak,
                 per_candidate,
                 merge_adapters=False,
@@ -270,7 +272,11 @@ def measure(args: argparse.Namespace) -> dict:
         record(
             "sampling_large_batch",
             measure_sampling(
-                *sampling_args, sizes["large_sampling_batch"], (5, 15), peak, per_candidate
+                *sampling_args,
+                sizes["large_sampling_batch"],
+                sizes["sampling_steps"],
+                peak,
+                per_candidate,
             ),
         )
     if "channels_last" in args.only:
@@ -282,7 +288,13 @@ def measure(args: argparse.Namespace) -> dict:
             )
         record(
             "sampling_channels_last",
-            measure_sampling(*sampling_args, sizes["sampling_batch"], (5, 15), peak, per_candidate),
+            measure_sampling(
+                *sampling_args,
+                sizes["sampling_batch"],
+                sizes["sampling_steps"],
+                peak,
+                per_candidate,
+            ),
         )
     del module, sampling_args
 
@@ -317,7 +329,7 @@ def measure(args: argparse.Namespace) -> dict:
                     device,
                     dtype,
                     sizes["sampling_batch"],
-                    (5, 15),
+                    sizes["sampling_steps"],
                     peak,
                     per_candidate,
                     profile_to=profile_file(f"sampling_compiled_{variant}"),
