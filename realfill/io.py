@@ -55,6 +55,10 @@ def umask_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+FILE_BROWSER_METADATA = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+"""Files a file browser leaves in a folder it shows: never counted as the user's own."""
+
+
 def check_replaceable(path: Path, owned: Collection[str]) -> None:
     """Refuse (`OutputError`) to replace `path` unless it is absent, or a folder holding
     nothing but the entries `owned` by its writer (an earlier output of the same kind): an
@@ -64,7 +68,8 @@ def check_replaceable(path: Path, owned: Collection[str]) -> None:
         return
     if not path.is_dir():
         raise OutputError(f"{path}: exists and is not a folder; choose another output folder")
-    foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in owned)
+    expected = FILE_BROWSER_METADATA.union(owned)
+    foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in expected)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise OutputError(

@@ -47,6 +47,14 @@ def test_a_folder_with_the_users_files_is_refused_and_left_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
+def test_a_file_browsers_metadata_does_not_block_replacing(tmp_path):
+    out = tmp_path / "out"
+    write_output(out, "first")
+    (out / ".DS_Store").write_bytes(b"finder")
+    write_output(out, "second")
+    assert (out / "scores.json").read_text() == "second"
+
+
 def test_a_file_in_the_way_is_refused(tmp_path):
     (tmp_path / "out").write_text("a file")
     with pytest.raises(OutputError, match="exists and is not a folder"):
