@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from jsonargparse import set_parsing_settings
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from realfill.data import SceneDataModule, load_scene
@@ -21,10 +22,11 @@ class SceneCLI(LightningCLI):
         load_scene(data.scene_dir, data.max_references)
 
 
-def user_error(error: BaseException | None) -> RealFillError | None:
-    """The user-facing error behind an exception, if any (config parsing may wrap it)."""
+def user_error(error: BaseException | None) -> Exception | None:
+    """The user-facing error behind an exception, if any (config parsing may wrap it): ours,
+    or Lightning's verdict on trainer settings (e.g. a DDP preset on a machine without GPUs)."""
     while error is not None:
-        if isinstance(error, RealFillError):
+        if isinstance(error, RealFillError | MisconfigurationException):
             return error
         error = error.__cause__ or error.__context__
     return None
@@ -65,6 +67,7 @@ def run_cli(
             parser_kwargs={"parser_mode": "omegaconf+"},
             args=args,
             run=False,
+            auto_configure_optimizers=False,  # RealFillModule configures its own
         )
         command(cli)
     return cli

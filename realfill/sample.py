@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -26,6 +27,9 @@ from realfill.data import Scene
 from realfill.io import check_replaceable, save_image, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
 
+QUIET_PARSE_DROPS = frozenset({"-h", "--help", "--print_config"})
+"""Options that print and exit: left out of the first parse, which only reads the run's
+settings."""
 SELECTION_KEYS = [
     name for name in inspect.signature(CompleteTarget.__init__).parameters if name != "self"
 ]
@@ -82,32 +86,42 @@ def is_completion_callback(callback) -> bool:
         return False
 
 
-def given_flags(args: list[str]) -> set[str]:
-    """The option names on a command line (`--key value` or `--key=value`), without dashes."""
-    return {arg[2:].split("=", 1)[0] for arg in args if arg.startswith("--")}
+def run_selection_settings(parser, args: list[str]) -> dict:
+    """The settings of the `CompleteTarget` callback in the configs `args` name (the run's),
+    read by a quiet first parse; none if they do not parse (the real parse says why)."""
+    quiet = [arg for arg in args if arg.split("=", 1)[0] not in QUIET_PARSE_DROPS]
+    exit_on_error, parser.exit_on_error = parser.exit_on_error, False
+    try:
+        config = parser.parse_args(quiet)
+    except ArgumentError:
+        return {}
+    finally:
+        parser.exit_on_error = exit_on_error
+    settings: dict = {}
+    for callback in config.trainer.callbacks or []:
+        if is_completion_callback(callback):
+            for key, value in vars(callback.init_args or {}).items():
+                if key in SELECTION_KEYS:
+                    settings[key] = value.as_dict() if isinstance(value, Namespace) else value
+    return settings
 
 
 class SampleCLI(SceneCLI):
     """The fit config (model, data, trainer) plus the selection settings at top level.
 
-    Selection settings not given on the command line are taken from the run's own
-    `CompleteTarget` callback (its steps, scheduler, feathering, matcher), so a run samples
-    as it was configured; a flag overrides one setting.
+    The selection settings default to the run's own `CompleteTarget` callback (its steps,
+    scheduler, feathering, matcher), so a run samples as it was configured; a top-level key in
+    a later config file, or a flag, overrides one. `--help` and `--print_config` show them.
     """
 
     def parse_arguments(self, parser, args) -> None:
-        self.command_line = list(args) if args is not None else sys.argv[1:]
+        args = list(args) if args is not None else sys.argv[1:]
+        parser.set_defaults(run_selection_settings(parser, args))
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
-        given = given_flags(self.command_line)
-        for callback in self.config.trainer.callbacks or []:
-            if not is_completion_callback(callback):
-                continue
-            for key, value in vars(callback.init_args or {}).items():
-                if key in SELECTION_KEYS and key not in given:
-                    self.config[key] = value
+        self.config.trainer.logger = False  # sampling logs nothing: no empty logs/version_N
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_class_arguments(CompleteTarget, None)

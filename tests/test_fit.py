@@ -194,6 +194,22 @@ def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_traini
     assert not (tmp_path / "run" / "lora").exists()  # it stopped before training
 
 
+def test_the_optimizer_is_realfills_own_and_not_a_cli_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, "--optimizer", "torch.optim.SGD"])
+    assert exit_info.value.code == 2
+    assert "--optimizer" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the DDP preset runs where there are GPUs")
+def test_trainer_settings_lightning_refuses_are_one_line(tmp_path, run_fit):
+    ddp = str(REPO / "configs" / "trainer" / "ddp.yaml")
+    result = run_fit("--config", TINY, "--config", ddp, f"--trainer.default_root_dir={tmp_path}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("realfill: error:")
+
+
 def test_print_config_shows_the_papers_settings(run_fit):
     result = run_fit("--config", str(REPO / "configs" / "realfill.yaml"), "--print_config")
     assert result.returncode == 0, result.stderr

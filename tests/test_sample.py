@@ -52,6 +52,7 @@ def candidate_bytes(out: Path) -> dict[int, bytes]:
 
 def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     out = tmp_path / "out"
+    logged = sorted(run_dir.rglob("version_*"))
     sample(
         [
             "--config",
@@ -70,6 +71,7 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     assert ranked == [f"rank{r['rank']:02d}_seed{r['seed']:05d}.png" for r in scores[:3]]
     assert (out / "contact_sheet.png").is_file()
     assert not list(tmp_path.glob(".*"))  # staging removed
+    assert sorted(run_dir.rglob("version_*")) == logged  # sampling logs nothing
     assert f"Best completion: {out / scores[0]['file']}" in capsys.readouterr().out
 
 
@@ -155,3 +157,19 @@ def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tm
     assert seen == {"steps": 3, "blur": 2}
     run_cli(SampleCLI, record, None, [*base, "--num_inference_steps", "2"])
     assert seen == {"steps": 2, "blur": 2}
+    stacked = tmp_path / "sampling.yaml"
+    stacked.write_text(yaml.safe_dump({"feather_blur": 5}))  # a later file overrides too
+    run_cli(SampleCLI, record, None, [*base, "--config", str(stacked)])
+    assert seen == {"steps": 3, "blur": 5}
+
+
+def test_print_config_shows_the_settings_sampling_will_use(run_dir, tmp_path, run_command):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["trainer"]["callbacks"].append(
+        {"class_path": "realfill.callbacks.CompleteTarget", "init_args": {"batch_size": 7}}
+    )
+    with_completion = tmp_path / "config.yaml"
+    with_completion.write_text(yaml.safe_dump(config))
+    result = run_command("realfill.sample", "--config", str(with_completion), "--print_config")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load(result.stdout)["batch_size"] == 7

@@ -221,8 +221,14 @@ def load_stable_diffusion(
 def cannot_load(source: str, error: Exception) -> ModelLoadError:
     """The one-line error for a base model that `from_pretrained` could not load."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    where = (
+        "the local folder"
+        if Path(source).exists()
+        else "the hub, or no local folder of that name (without network, HF_HUB_OFFLINE=1 "
+        "fails at once instead of retrying)"
+    )
     return ModelLoadError(
-        f"cannot load the base model {source!r} ({reason}). Point "
+        f"cannot load the base model {source!r} from {where} ({reason}). Point "
         "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
         "(e.g. from `huggingface-cli download` on a machine with network), "
         "or try the offline example: --config configs/tiny.yaml"
