@@ -1,6 +1,7 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,9 +18,12 @@ class SceneCLI(LightningCLI):
     """LightningCLI over `RealFillModule` and `SceneDataModule` that checks the scene first."""
 
     def before_instantiate_classes(self) -> None:
-        """Check the scene before the (slow) base model loads: a bad scene fails in a second."""
+        """Check the scene before the (slow) base model loads: a bad scene fails in a second.
+        Its warnings wait for the data module's own load, so that each is shown once."""
         data = self.config.data
-        load_scene(data.scene_dir, data.max_references)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_scene(data.scene_dir, data.max_references)
 
 
 def user_error(error: BaseException | None) -> Exception | None:
