@@ -63,14 +63,20 @@ def evaluate_benchmark(
 
 
 def method_names(folders: Sequence[Path]) -> list[str]:
-    """A name per results folder: its own name, or as many of its parents' names as it takes
-    to tell folders of the same name apart (`exp1/realfill`, `exp2/realfill`)."""
-    parts = [Path(folder).resolve().parts for folder in folders]
-    for depth in range(1, max(map(len, parts)) + 1):
-        names = ["/".join(p[-depth:]) for p in parts]
-        if len(set(names)) == len(names):
+    """A name per results folder: its own name, or, for folders that share one, as many of
+    their parents' names as it takes to tell them apart (`exp1/realfill`, `exp2/realfill`)."""
+    parts = [Path(folder).resolve().parts[1:] for folder in folders]  # no root
+    depths = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-depth:]) for p, depth in zip(parts, depths, strict=True)]
+        shared = {name for name in names if names.count(name) > 1}
+        if not shared:
             return names
-    raise BenchmarkError(f"the same results folder is given twice: {sorted(map(str, folders))}")
+        grow = [i for i, name in enumerate(names) if name in shared and depths[i] < len(parts[i])]
+        if not grow:
+            raise BenchmarkError(f"a results folder is given twice: {sorted(shared)}")
+        for i in grow:
+            depths[i] += 1
 
 
 def parser() -> argparse.ArgumentParser:

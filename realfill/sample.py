@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -27,9 +27,20 @@ from realfill.data import Scene
 from realfill.io import check_replaceable, save_image, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
 
-QUIET_PARSE_DROPS = frozenset({"-h", "--help", "--print_config"})
+PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
 settings."""
+
+
+def prints_and_exits(arg: str) -> bool:
+    """Whether a command-line word is `-h` or one of `PRINT_AND_EXIT_OPTIONS`, perhaps
+    abbreviated (argparse takes any unambiguous prefix) or with `=value`."""
+    option = arg.split("=", 1)[0]
+    if option == "-h":
+        return True
+    return len(option) > 2 and any(name.startswith(option) for name in PRINT_AND_EXIT_OPTIONS)
+
+
 SELECTION_KEYS = [
     name for name in inspect.signature(CompleteTarget.__init__).parameters if name != "self"
 ]
@@ -89,11 +100,11 @@ def is_completion_callback(callback) -> bool:
 def run_selection_settings(parser, args: list[str]) -> dict:
     """The settings of the `CompleteTarget` callback in the configs `args` name (the run's),
     read by a quiet first parse; none if they do not parse (the real parse says why)."""
-    quiet = [arg for arg in args if arg.split("=", 1)[0] not in QUIET_PARSE_DROPS]
+    quiet = [arg for arg in args if not prints_and_exits(arg)]
     exit_on_error, parser.exit_on_error = parser.exit_on_error, False
     try:
         config = parser.parse_args(quiet)
-    except ArgumentError:
+    except Exception:  # noqa: BLE001 (whatever it is, the real parse meets it and reports it)
         return {}
     finally:
         parser.exit_on_error = exit_on_error
@@ -115,8 +126,8 @@ class SampleCLI(SceneCLI):
     """
 
     def parse_arguments(self, parser, args) -> None:
-        args = list(args) if args is not None else sys.argv[1:]
-        parser.set_defaults(run_selection_settings(parser, args))
+        given = list(args) if args is not None else sys.argv[1:]
+        parser.set_defaults(run_selection_settings(parser, given))
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:

@@ -8,7 +8,7 @@ import yaml
 
 from realfill.cli import run_cli
 from realfill.fit import main as fit
-from realfill.sample import SampleCLI
+from realfill.sample import SampleCLI, prints_and_exits
 from realfill.sample import main as sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,6 +170,16 @@ def test_print_config_shows_the_settings_sampling_will_use(run_dir, tmp_path, ru
     )
     with_completion = tmp_path / "config.yaml"
     with_completion.write_text(yaml.safe_dump(config))
-    result = run_command("realfill.sample", "--config", str(with_completion), "--print_config")
+    result = run_command("realfill.sample", "--config", str(with_completion), "--print_conf=")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert yaml.safe_load(result.stdout)["batch_size"] == 7
+    assert yaml.safe_load(result.stdout)["batch_size"] == 7  # abbreviated, as argparse allows
+    assert "args parameter" not in result.stderr  # no warning of arguments given twice
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("-h", True), ("--help", True), ("--hel", True), ("--print_config=skip_null", True)]
+    + [("--print_conf", True), ("--out=x", False), ("--num_samples", False), ("--", False)],
+)
+def test_print_and_exit_options_are_recognised_abbreviated(word, expected):
+    assert prints_and_exits(word) is expected

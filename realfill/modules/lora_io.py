@@ -66,12 +66,18 @@ def save_adapters(
         pipeline_class.save_lora_weights(staging, **layers, **metadata)
 
 
-def load_adapters(directory: Path, components: dict[str, AdaptedComponent]) -> None:
-    """Load a file written by `save_adapters` into the components' (already added) adapters."""
+def load_adapters(
+    directory: Path,
+    components: dict[str, AdaptedComponent],
+    idle: Callable[[str], bool] | None = None,
+) -> None:
+    """Load a file written by `save_adapters` into the components' (already added) adapters.
+    Weights whose key `idle` accepts are left out: adapters that never trained (an unused
+    layer's), which earlier versions added and saved."""
     path = Path(directory) / LORA_WEIGHTS_NAME
     if not path.is_file():
         raise ModelLoadError(f"{path}: no LoRA weights file (expected {LORA_WEIGHTS_NAME})")
-    state = load_file(path)
+    state = {key: value for key, value in load_file(path).items() if not (idle and idle(key))}
     known = tuple(f"{name}." for name in components)
     strays = sorted({key.split(".")[0] for key in state if not key.startswith(known)})
     if strays:

@@ -7,8 +7,10 @@ in fp16 (kept in fp32 here, or replaced by the fp16-fix VAE).
 """
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import (
@@ -25,6 +27,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning
+from realfill.modules.lora_io import load_adapters
 from realfill.modules.stable_diffusion import (
     StableDiffusionComponents,
     StableDiffusionFamily,
@@ -122,6 +125,13 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
             return config
         last = self.text_encoder.config.num_hidden_layers - 1
         return dataclasses.replace(config, exclude_modules=rf"(.*\.)?layers\.{last}\..*")
+
+    def load_lora(self, directory: Path) -> None:
+        """As SD's, leaving out the first text encoder's last-layer weights that LoRAs saved
+        before `text_encoder_lora_config` hold: adapters that never trained (zero)."""
+        last = self.text_encoder.config.num_hidden_layers - 1
+        idle = re.compile(rf"text_encoder\.(.*\.)?layers\.{last}\.").match
+        load_adapters(directory, self.adapted_components(False), idle)
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """Penultimate hidden states of both encoders, concatenated, and the pooled projection."""

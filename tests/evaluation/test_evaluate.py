@@ -95,7 +95,11 @@ def test_a_metrics_config_that_is_not_yaml_is_one_line_naming_it(
 
 def test_results_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_path):
     folders = [tmp_path / "exp1" / "realfill", tmp_path / "exp2" / "realfill", tmp_path / "geo"]
-    assert method_names(folders) == ["exp1/realfill", "exp2/realfill", f"{tmp_path.name}/geo"]
+    assert method_names(folders) == ["exp1/realfill", "exp2/realfill", "geo"]
     assert method_names(folders[::2]) == ["realfill", "geo"]
+    assert method_names([Path("/realfill"), tmp_path / "realfill"]) == [
+        "realfill",
+        f"{tmp_path.name}/realfill",
+    ]
     with pytest.raises(BenchmarkError, match="given twice"):
         method_names([folders[0], folders[0]])

@@ -1,6 +1,7 @@
 """Every plug-in (see `PLUGINS` in conftest.py) trains on a real scene batch, samples and
 composites; then what is specific to one family."""
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +22,7 @@ from realfill.modules import (
     TinyStableDiffusionXLInpainting,
 )
 from realfill.modules.lora_io import LORA_WEIGHTS_NAME
+from realfill.modules.sdxl import StableDiffusionXLFamily
 
 REPO = Path(__file__).resolve().parents[2]
 RESOLUTION = 32
@@ -213,3 +215,29 @@ def test_two_process_ddp_fit_of_tiny_sdxl_writes_the_lora(tmp_path, run_command)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "lora" / LORA_WEIGHTS_NAME).is_file()
+
+
+def test_an_sdxl_lora_saved_with_the_idle_last_layer_adapter_still_loads(tmp_path, monkeypatch):
+    """LoRAs saved before the first text encoder's last layer lost its (never trained)
+    adapter hold its weights; loading leaves them out and takes the rest."""
+    with monkeypatch.context() as patched:
+        patched.setattr(StableDiffusionXLFamily, "text_encoder_lora_config", lambda s, n, c: c)
+        old = RealFillModule(TinyStableDiffusionXLInpainting())
+    last = old.base_model.text_encoder.config.num_hidden_layers - 1
+    idle = [
+        name
+        for name, _ in old.named_parameters()
+        if re.match(rf"base_model\.text_encoder\..*layers\.{last}\..*lora_", name)
+    ]
+    assert idle  # the old layout: an adapter on the first encoder's last layer
+    with torch.no_grad():
+        for name, param in old.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    old.save_lora(tmp_path / "lora")
+    new = RealFillModule(TinyStableDiffusionXLInpainting())
+    new.base_model.load_lora(tmp_path / "lora")
+    trained = dict(old.named_parameters())
+    loaded = {n: p for n, p in new.named_parameters() if "lora_B" in n}
+    assert loaded and all(torch.equal(p, trained[n]) for n, p in loaded.items())
+    assert not set(idle) & set(loaded)
