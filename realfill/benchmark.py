@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-
 from realfill.baselines import IMAGE_BASELINES, write_completion
 from realfill.baselines.diffusion import run_prompt_only, run_realfill
 from realfill.cli import exit_on_user_error
@@ -31,6 +29,7 @@ from realfill.evaluation.results import (
     evaluate_scene,
     load_candidate_results,
     load_evaluation_scene,
+    load_yaml,
 )
 from realfill.io import write_json
 
@@ -86,11 +85,7 @@ def run(options: argparse.Namespace) -> Path:
     for path in options.config:
         if not Path(path).is_file():
             raise BenchmarkError(f"{path}: config not found")
-        try:
-            yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as error:
-            reason = " ".join(str(error).split())
-            raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
+        load_yaml(path)
     scenes = benchmark_scenes(options.benchmark)
     for scene_dir in scenes:
         load_evaluation_scene(scene_dir)  # every scene is checked before anything runs

@@ -12,12 +12,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from realfill.cli import exit_on_user_error
 from realfill.evaluation.backbones import LABELS, MetricSettings, MetricSuite
 from realfill.evaluation.report import write_report
-from realfill.evaluation.results import BenchmarkError, CandidateResult, benchmark_scenes
+from realfill.evaluation.results import (
+    BenchmarkError,
+    CandidateResult,
+    benchmark_scenes,
+    load_yaml,
+)
 from realfill.evaluation.results import evaluate_scene as score_scene
 
 
@@ -28,11 +31,7 @@ def load_metric_settings(path: Path | None, overrides: dict[str, str | None]) ->
     if path is not None:
         if not Path(path).is_file():
             raise BenchmarkError(f"{path}: metrics config not found")
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as error:
-            reason = " ".join(str(error).split())
-            raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
+        loaded = load_yaml(path) or {}
         values = loaded.get("metrics", loaded) if isinstance(loaded, dict) else None
         if not isinstance(values, dict):
             raise BenchmarkError(f"{path}: expected a mapping of metric settings")

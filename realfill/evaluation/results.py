@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from tqdm.auto import tqdm
 
 from realfill.data import Scene, load_image, load_scene
@@ -31,6 +32,15 @@ RANKED_NAME = re.compile(r"rank(\d+)_seed(\d+)\.png")
 
 class BenchmarkError(RealFillError):
     """A benchmark folder, or a results folder for it, is missing files or malformed."""
+
+
+def load_yaml(path: Path) -> object:
+    """A YAML file's content; `BenchmarkError` naming the file if it is not valid YAML."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        reason = " ".join(str(error).split())
+        raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
 
 
 @dataclass

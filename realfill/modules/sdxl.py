@@ -32,6 +32,7 @@ from realfill.modules.stable_diffusion import (
     StableDiffusionComponents,
     StableDiffusionFamily,
     cannot_load,
+    first_line,
     scheduler_from_name,
 )
 
@@ -116,6 +117,11 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
     def text_encoders(self) -> dict[str, torch.nn.Module]:
         return {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
 
+    def idle_layer_pattern(self) -> str:
+        """Regex of the first text encoder's last layer, whose output SDXL never uses (it
+        reads that encoder's penultimate hidden states)."""
+        return rf"layers\.{self.text_encoder.config.num_hidden_layers - 1}\."
+
     def text_encoder_lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
         """No adapter on the first text encoder's last layer: SDXL reads that encoder's
         penultimate hidden states, so one there would never train, and Lightning's plain `ddp`
@@ -123,14 +129,12 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         last layer's: the pooled text embedding comes out of it."""
         if name != "text_encoder":
             return config
-        last = self.text_encoder.config.num_hidden_layers - 1
-        return dataclasses.replace(config, exclude_modules=rf"(.*\.)?layers\.{last}\..*")
+        return dataclasses.replace(config, exclude_modules=rf"(.*\.)?{self.idle_layer_pattern()}.*")
 
     def load_lora(self, directory: Path) -> None:
         """As SD's, leaving out the first text encoder's last-layer weights that LoRAs saved
         before `text_encoder_lora_config` hold: adapters that never trained (zero)."""
-        last = self.text_encoder.config.num_hidden_layers - 1
-        idle = re.compile(rf"text_encoder\.(.*\.)?layers\.{last}\.").match
+        idle = re.compile(rf"text_encoder\.(.*\.)?{self.idle_layer_pattern()}").match
         load_adapters(directory, self.adapted_components(False), idle)
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
@@ -257,9 +261,8 @@ def load_vae(source: str) -> AutoencoderKL:
     try:
         return AutoencoderKL.from_pretrained(source)
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(
-            f"cannot load the VAE {source!r} ({reason}). Point "
+            f"cannot load the VAE {source!r} ({first_line(error)}). Point "
             "model.base_model.init_args.vae_name_or_path at a local diffusers VAE folder, or set "
             "it to null to use the checkpoint's own vae/"
         ) from error

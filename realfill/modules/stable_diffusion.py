@@ -218,9 +218,15 @@ def load_stable_diffusion(
         raise cannot_load(source, error) from error
 
 
+def first_line(error: Exception) -> str:
+    """An exception's first message line (its type if it has no message)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def cannot_load(source: str, error: Exception) -> ModelLoadError:
     """The one-line error for a base model that `from_pretrained` could not load."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = first_line(error)
     where = (
         "the local folder"
         if Path(source).exists()
