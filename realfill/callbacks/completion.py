@@ -64,7 +64,7 @@ class CompleteTarget(L.Callback):
         feather_dilation: int = 1,
         feather_blur: int = 1,
         matcher: Matcher | None = None,
-        match_margin: int = 16,
+        match_margin: int = 0,
         dirname: str = "completions",
     ) -> None:
         """
@@ -84,7 +84,8 @@ class CompleteTarget(L.Callback):
             feather_blur: Box-blur radius of the compositing mask's edge.
             matcher: Keypoint matcher for ranking (class_path); default
                 realfill.callbacks.SIFTMatcher, which needs no weights.
-            match_margin: Pixels around the filled region whose matches count too.
+            match_margin: Pixels around the filled region whose matches count too (0: the
+                filled region alone, as the paper counts).
             dirname: Folder under the run dir for the completions.
         """
         if num_samples < 1:

@@ -6,7 +6,12 @@ from realfill.data.augment import (
     random_resized_crop_with_window,
     resize_shorter_side,
 )
-from realfill.data.datamodule import HOLE_FILL_VALUE, SceneDataModule, SceneDataset
+from realfill.data.datamodule import (
+    HOLE_FILL_VALUE,
+    SceneDataModule,
+    SceneDataset,
+    resized_conditioning,
+)
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
 from realfill.data.scene import Scene, load_image, load_mask, load_scene
 
@@ -24,4 +29,5 @@ __all__ = [
     "random_resized_crop_with_window",
     "random_training_mask",
     "resize_shorter_side",
+    "resized_conditioning",
 ]

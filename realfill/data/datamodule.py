@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from realfill.data.augment import (
     random_resized_crop_with_window,
+    resize_image,
+    resize_mask,
     resize_shorter_side,
     upscaled_side,
 )
@@ -54,6 +56,13 @@ def prepare_reference(image: Image.Image, shorter_side: int) -> torch.Tensor:
     return to_uint8(pixels)
 
 
+def filled_target(target: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target as float 0..255 [3, H, W] with its hole set to `HOLE_FILL_VALUE`, and the
+    hole as a 0/1 float [1, H, W] mask: what may be resampled without the hole's content."""
+    hole = (pil_to_tensor(mask) > 0).float()
+    return pil_to_tensor(target).float().masked_fill(hole.bool(), HOLE_FILL_VALUE), hole
+
+
 def prepare_target(
     target: Image.Image, mask: Image.Image, shorter_side: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,10 +71,22 @@ def prepare_target(
     Returns the uint8 [3, H, W] target and the bool [1, H, W] hole (True = missing); the hole
     grows by resampling so that any pixel touched by a missing source pixel counts as missing.
     """
-    hole = (pil_to_tensor(mask) > 0).float()
-    pixels = pil_to_tensor(target).float().masked_fill(hole.bool(), HOLE_FILL_VALUE)
+    pixels, hole = filled_target(target, mask)
     pixels, (hole,) = resize_shorter_side(pixels, [hole], shorter_side)
     return to_uint8(pixels), hole.bool()
+
+
+def resized_conditioning(
+    target: Image.Image, mask: Image.Image, width: int, height: int
+) -> tuple[Image.Image, Image.Image]:
+    """The target and its mask at ``width`` x ``height`` for sampling, prepared as training
+    prepares the target: the hole filled before resampling and grown to every pixel it
+    touches, so that none of its content reaches the model's conditioning."""
+    pixels, hole = filled_target(target, mask)
+    size = (height, width)
+    pixels, hole = resize_image(pixels, size), resize_mask(hole, size)
+    image = Image.fromarray(to_uint8(pixels).permute(1, 2, 0).numpy())
+    return image, Image.fromarray(to_uint8(hole[0] * 255).numpy())
 
 
 class SceneDataset(Dataset):
@@ -98,8 +119,8 @@ class SceneDataset(Dataset):
             max_upscale: The crop's source is scaled to a shorter side in
                 [resolution, ceil(resolution * max_upscale)].
             hflip_probability: Probability of mirroring an example left to right.
-            masks: Distribution of the references' training masks.
-            target_random_mask: Add a random training mask to the target's own hole.
+            masks: Distribution of the random training masks.
+            target_random_mask: Unite a random training mask with the target's own hole.
             samples_per_epoch: Length of the dataset.
             original_sizes: (height, width) of each image as loaded, before any resizing,
                 references then target; default the pre-resized sizes.
@@ -208,7 +229,7 @@ class SceneDataModule(lightning.LightningDataModule):
         # A dataclass default is what jsonargparse needs to expose --data.masks.<field>; it is
         # copied below, so the shared default instance is never mutated.
         masks: TrainingMaskConfig = TrainingMaskConfig(),  # noqa: B008
-        target_random_mask: bool = False,
+        target_random_mask: bool = True,
         samples_per_epoch: int = 1024,
         max_references: int = 5,
     ) -> None:
@@ -224,9 +245,13 @@ class SceneDataModule(lightning.LightningDataModule):
                 [resolution, ceil(resolution * max_upscale)] before a random square crop.
             hflip_probability: Probability of mirroring an example left to right (0 keeps the
                 scene's handedness, e.g. text, as in the public implementation).
-            masks: Distribution of the random training masks drawn for reference images.
-            target_random_mask: Also mask random rectangles of the target, on top of its hole;
-                by default the target's training mask is exactly its own hole.
+            masks: Distribution of the random training masks (references, and the target
+                with `target_random_mask`).
+            target_random_mask: Draw the target's training mask like a reference's, united
+                with its hole (as the method's objective and the public training script do: the
+                hole only takes the loss weight away). False: the target's training mask is
+                exactly its hole, so the target only ever asks the model to reproduce the
+                pixels it is shown.
             samples_per_epoch: Examples per epoch, cycling over the references and the target.
             max_references: More references than this only trigger a warning (paper: at most 5).
         """

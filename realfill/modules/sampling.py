@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from realfill.data import resized_conditioning
 from realfill.modules.base_model import InpaintingBaseModel
 
 
@@ -27,6 +28,15 @@ def generation_size(width: int, height: int, resolution: int, multiple: int) -> 
 def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
     """The dtype the denoiser's frozen weights are stored in (the compute dtype)."""
     return next(p.dtype for n, p in base_model.denoiser.named_parameters() if "lora_" not in n)
+
+
+def candidate_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
+    """One generator per candidate, seeded by it, on the device that samples: every noise
+    draw (initial latents, each DDPM step's noise) is made there. With CPU generators the host
+    draws each step's noise after the scheduler has waited for the UNet, so the accelerator
+    idles meanwhile: 0.93 ms per candidate and step in the H200 sampling profile of 2026-11-28
+    (15 ms per step at batch 16)."""
+    return [torch.Generator(device).manual_seed(seed) for seed in seeds]
 
 
 def sampling_batch_size(requested: int, device: torch.device) -> int:
@@ -138,10 +148,11 @@ def generate(
 ) -> list[Image.Image]:
     """Sample one raw completion per seed, at the generation size.
 
-    Each candidate draws all its randomness from its own seed's generator. On the CPU the
-    candidates are sampled one at a time, because batched CPU convolutions round differently
-    with the batch size: there a candidate is reproduced bit-for-bit by its seed alone. On an
-    accelerator they go `batch_size` at a time, reproducible to float rounding. With
+    Each candidate draws all its randomness from its own seed's generator, on the sampling
+    device (`candidate_generators`). On the CPU the candidates are sampled one at a time,
+    because batched CPU convolutions round differently with the batch size: there a candidate
+    is reproduced bit-for-bit by its seed alone. On an accelerator they go `batch_size` at a
+    time, reproducible to float rounding on the same kind of device. With
     `merge_adapters` the denoiser samples with its LoRA folded into its weights (see
     `merged_adapters`): the same function, fewer kernels per step. With `compile_denoiser` the
     denoiser runs under torch.compile (`compile_backend`, `compile_mode`), compiled for sampling
@@ -151,12 +162,12 @@ def generate(
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
     width, height = generation_size(*target.size, resolution, base_model.size_multiple)
-    image = target.resize((width, height), Image.Resampling.BICUBIC)
-    mask_image = mask.resize((width, height), Image.Resampling.NEAREST)
+    image, mask_image = resized_conditioning(target, mask, width, height)
     was_training = base_model.training
     base_model.eval()
     results: list[Image.Image] = []
-    batch_size = sampling_batch_size(batch_size, next(base_model.parameters()).device)
+    device = next(base_model.parameters()).device
+    batch_size = sampling_batch_size(batch_size, device)
     batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
@@ -181,7 +192,7 @@ def generate(
                     width=width,
                     num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale,
-                    generator=[torch.Generator().manual_seed(seed) for seed in chunk],
+                    generator=candidate_generators(chunk, device),
                     **base_model.pipeline_arguments(),
                 )
                 results.extend(output.images)

@@ -7,6 +7,7 @@ in fp16 (kept in fp32 here, or replaced by the fp16-fix VAE).
 """
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from realfill.modules.stable_diffusion import (
 
 TIME_ID_COUNT = 6
 """original (h, w) + crop (top, left) + target (h, w): the inpainting model's time ids."""
+
+PIPELINE_SIZE_MULTIPLE = 8
+"""The SDXL inpainting pipeline refuses sides that are not a multiple of 8, whatever the VAE."""
 
 
 @dataclass
@@ -108,6 +112,10 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
                 f"the UNet's added embedding takes {expected} features, not {passed} "
                 "(6 size/crop time ids + pooled text): is this an SDXL inpainting model?"
             )
+
+    @property
+    def size_multiple(self) -> int:
+        return math.lcm(super().size_multiple, PIPELINE_SIZE_MULTIPLE)
 
     @property
     def pooled_width(self) -> int:

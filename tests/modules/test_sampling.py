@@ -5,6 +5,7 @@ import torch
 from PIL import Image, ImageChops
 
 from realfill.modules import RealFillModule
+from realfill.modules.sampling import candidate_generators
 
 RESOLUTION = 32
 
@@ -155,3 +156,35 @@ def test_compiled_sampling_matches_eager_and_compiles_once(plugin, base):
     assert denoiser._compiled_call_impl is training_call  # training's compilation is back
     difference = ImageChops.difference(compiled_image, eager_image).getextrema()
     assert max(high for _, high in difference) <= 2
+
+
+def test_the_holes_content_never_reaches_a_resized_conditioning(plugin, base):
+    """Sampled at another size than the target's (resolution 48 rescales 40x32), two targets
+    that differ only inside the hole give identical samples: resampling must not smear the
+    hole's pixels into the known ones the model is conditioned on."""
+    module = RealFillModule(base)
+    target, mask = scene()
+    other = target.copy()
+    other.paste((255, 255, 255), (8, 8, 24, 24))
+    samples = [
+        module.generate(
+            image,
+            mask,
+            [0],
+            resolution=48,
+            num_inference_steps=2,
+            progress=False,
+            **plugin.sampling,
+        )[0]
+        for image in (target, other)
+    ]
+    assert samples[0].size != target.size
+    assert ImageChops.difference(*samples).getbbox() is None
+
+
+def test_each_candidate_draws_from_its_own_seed_on_the_sampling_device():
+    generators = candidate_generators([3, 4], torch.device("cpu"))
+    assert [g.device.type for g in generators] == ["cpu", "cpu"]
+    for seed, generator in zip([3, 4], generators, strict=True):
+        expected = torch.randn(8, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(torch.randn(8, generator=generator), expected)
