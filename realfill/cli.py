@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from omegaconf.errors import InterpolationResolutionError
 
 from realfill.data import SceneDataModule, load_scene
-from realfill.errors import RealFillError
+from realfill.errors import ConfigError, RealFillError
 from realfill.modules import RealFillModule
 
 
@@ -28,10 +29,14 @@ class SceneCLI(LightningCLI):
 
 def user_error(error: BaseException | None) -> Exception | None:
     """The user-facing error behind an exception, if any (config parsing may wrap it): ours,
-    or Lightning's verdict on trainer settings (e.g. a DDP preset on a machine without GPUs)."""
+    Lightning's verdict on trainer settings (e.g. a DDP preset on a machine without GPUs), or
+    a config interpolation that cannot resolve (e.g. `${oc.env:WANDB_RUN_ID}` unset)."""
     while error is not None:
         if isinstance(error, RealFillError | MisconfigurationException):
             return error
+        if isinstance(error, InterpolationResolutionError):
+            reason = str(error).splitlines()[0].split("interpolation: ")[-1]
+            return ConfigError(f"cannot resolve {error.full_key}: {reason}")
         error = error.__cause__ or error.__context__
     return None
 

@@ -11,11 +11,14 @@ from pathlib import Path
 from lightning.pytorch.cli import SaveConfigCallback
 
 from realfill.cli import SceneCLI, run_cli
+from realfill.errors import ConfigError
 from realfill.modules.realfill import check_compile_mode, check_training_precision
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Writes the resolved config to `<run dir>/config.yaml`, the run's single record."""
+    """Writes the resolved config to `<run dir>/config.yaml`, the run's single record. The run
+    dir and the scene are recorded as absolute paths, so that `realfill.sample --config
+    <run dir>/config.yaml` finds them from any working directory."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if trainer.is_global_zero:
@@ -23,7 +26,19 @@ class SaveRunConfig(SaveConfigCallback):
             run_dir.mkdir(parents=True, exist_ok=True)
             config = self.config.clone()
             del config["ckpt_path"]
+            config.trainer.default_root_dir = str(run_dir.resolve())
+            config.data.scene_dir = str(Path(config.data.scene_dir).resolve())
             self.parser.save(config, run_dir / self.config_filename, overwrite=True)
+
+
+CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
+"""`--ckpt_path` values that Lightning resolves itself rather than read as a file."""
+
+
+def check_checkpoint_path(ckpt_path: str | None) -> None:
+    """Refuse, before the model loads, a `--ckpt_path` that names no file."""
+    if ckpt_path and ckpt_path not in CHECKPOINT_KEYWORDS and not Path(ckpt_path).is_file():
+        raise ConfigError(f"{ckpt_path}: no such checkpoint file (--ckpt_path)")
 
 
 class RealFillCLI(SceneCLI):
@@ -42,6 +57,7 @@ class RealFillCLI(SceneCLI):
         loads."""
         super().before_instantiate_classes()
         config = self.config
+        check_checkpoint_path(config.ckpt_path)
         check_training_precision(config.trainer.precision)
         check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
 

@@ -21,6 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from realfill.callbacks.completion import CompleteTarget
+from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.selection import SELECTION_ENTRIES, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
@@ -50,19 +51,35 @@ class CandidateSampler(L.LightningModule):
     """Prediction wrapper: a batch of seeds in, composited and scored candidates out."""
 
     def __init__(
-        self, model: RealFillModule, selection: CompleteTarget, scene: Scene, resolution: int
+        self,
+        model: RealFillModule,
+        selection: CompleteTarget,
+        scene: Scene,
+        resolution: int,
+        seeds: list[int],
     ) -> None:
         super().__init__()
         self.model = model
         self.selection = selection
         self.scene = scene
         self.resolution = resolution
+        self.seeds = seeds
 
     def setup(self, stage: str) -> None:
         self.model.base_model.cast_frozen(compute_dtype(self.trainer.precision))
 
+    def predict_dataloader(self) -> DataLoader:
+        """This rank's share of the seeds, as the end-of-fit selection shares them out. A rank
+        left without one gets a single empty batch: Lightning refuses an empty loader."""
+        mine = self.seeds[self.global_rank :: self.trainer.world_size]
+        if not mine:
+            return DataLoader([torch.empty(0, dtype=torch.long)], batch_size=None)
+        return DataLoader(torch.tensor(mine), batch_size=self.selection.sampling["batch_size"])
+
     def predict_step(self, seeds: torch.Tensor, batch_idx: int) -> list[dict]:
         seeds = [int(seed) for seed in seeds]
+        if not seeds:
+            return []
         images = self.selection.candidates(
             self.model, self.scene, seeds, self.resolution, progress=False
         )
@@ -87,14 +104,22 @@ class CandidateWriter(BasePredictionWriter):
             write_json({"score": candidate["score"]}, stem.with_suffix(".json"))
 
 
-def is_completion_callback(callback) -> bool:
-    """Whether a config's callback entry is a `CompleteTarget` (or a subclass of it)."""
+def is_callback(callback, callback_class: type) -> bool:
+    """Whether a config's callback entry is a `callback_class` (or a subclass of it)."""
     class_path = getattr(callback, "class_path", "") or ""
     module_name, _, name = class_path.rpartition(".")
     try:
-        return issubclass(getattr(importlib.import_module(module_name), name), CompleteTarget)
+        return issubclass(getattr(importlib.import_module(module_name), name), callback_class)
     except (ImportError, AttributeError, TypeError, ValueError):
         return False
+
+
+def run_lora_dirname(config: Namespace) -> str:
+    """The folder the run's `SaveLoRA` wrote the LoRA to, under the run dir."""
+    for callback in config.trainer.callbacks or []:
+        if is_callback(callback, SaveLoRA):
+            return getattr(callback.init_args or Namespace(), "dirname", None) or "lora"
+    return "lora"
 
 
 def run_selection_settings(parser, args: list[str]) -> dict:
@@ -110,7 +135,7 @@ def run_selection_settings(parser, args: list[str]) -> dict:
         parser.exit_on_error = exit_on_error
     settings: dict = {}
     for callback in config.trainer.callbacks or []:
-        if is_completion_callback(callback):
+        if is_callback(callback, CompleteTarget):
             for key, value in vars(callback.init_args or {}).items():
                 if key in SELECTION_KEYS:
                     settings[key] = value.as_dict() if isinstance(value, Namespace) else value
@@ -133,6 +158,7 @@ class SampleCLI(SceneCLI):
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
         self.config.trainer.logger = False  # sampling logs nothing: no empty logs/version_N
+        self.config.trainer.use_distributed_sampler = False  # CandidateSampler shares the seeds
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_class_arguments(CompleteTarget, None)
@@ -140,13 +166,13 @@ class SampleCLI(SceneCLI):
             "--lora",
             type=str | None,
             default=None,
-            help="LoRA folder to sample with (default: <run dir>/lora).",
+            help="LoRA folder to sample with (default: the run's, <run dir>/lora).",
         )
         parser.add_argument(
             "--out",
             type=str | None,
             default=None,
-            help="Output folder (default: <run dir>/completions).",
+            help="Output folder (default: <run dir>/<dirname>, i.e. <run dir>/completions).",
         )
 
 
@@ -165,8 +191,8 @@ def run(cli: SampleCLI) -> None:
     config, trainer = cli.config, cli.trainer
     run_dir = Path(trainer.default_root_dir)
     selection = CompleteTarget(**{key: cli.config_init[key] for key in SELECTION_KEYS})
-    cli.model.base_model.load_lora(Path(config.lora or run_dir / "lora"))
-    out = Path(config.out or run_dir / "completions")
+    cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
+    out = Path(config.out or run_dir / selection.dirname)
     check_replaceable(out, SELECTION_ENTRIES)
     staging = out.parent / f".{out.name}-samples"
     if trainer.is_global_zero:
@@ -176,12 +202,11 @@ def run(cli: SampleCLI) -> None:
     datamodule = cli.datamodule
     seeds = list(range(selection.seed, selection.seed + selection.num_samples))
     sampler = CandidateSampler(
-        cli.model, selection, datamodule.scene, selection.resolution or datamodule.resolution
+        cli.model, selection, datamodule.scene, selection.resolution or datamodule.resolution, seeds
     )
     trainer.callbacks.append(CandidateWriter(staging))
     start = time.perf_counter()
-    loader = DataLoader(torch.tensor(seeds), batch_size=selection.sampling["batch_size"])
-    trainer.predict(sampler, loader, return_predictions=False)
+    trainer.predict(sampler, return_predictions=False)
     trainer.strategy.barrier()
     if trainer.is_global_zero:
         seeds, images, scores = collect(staging)

@@ -42,6 +42,18 @@ def fast_preset(tmp_path: Path, every_n_steps: int = 2) -> str:
     return str(path)
 
 
+def fast_fit(tmp_path: Path) -> list[str]:
+    """Arguments of a fit of tiny.yaml with `fast_preset` into `<tmp_path>/run`."""
+    run_dir = tmp_path / "run"
+    return [
+        "--config",
+        TINY,
+        "--config",
+        fast_preset(tmp_path),
+        f"--trainer.default_root_dir={run_dir}",
+    ]
+
+
 @pytest.fixture
 def run_fit(run_command):
     """`python -m realfill.fit` in its own process."""
@@ -50,15 +62,7 @@ def run_fit(run_command):
 
 def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    main(
-        [
-            "--config",
-            TINY,
-            "--config",
-            fast_preset(tmp_path),
-            f"--trainer.default_root_dir={run_dir}",
-        ]
-    )
+    main(fast_fit(tmp_path))
     printed = capsys.readouterr().out
     assert f"Run dir: {run_dir.resolve()}" in printed
 
@@ -121,7 +125,7 @@ def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, sta
     assert len(list((run_dir / "completions" / "candidates").glob("*.png"))) == 2
 
 
-def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
+def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path, capsys):
     run_dir = tmp_path / "run"
     common = [
         "--config",
@@ -135,7 +139,16 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path):
     assert first["global_step"] == 2
     assert first["state_dict"] and all("lora_" in k for k in first["state_dict"])
 
-    main([*common, "--trainer.max_steps=4", f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"])
+    last = f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+    with pytest.raises(SystemExit) as exit_info:  # another LoRA rank: one line, not a traceback
+        main([*common, "--trainer.max_steps=4", "--model.lora.rank=4", last])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        error.startswith("realfill: error: the checkpoint's LoRA does not fit") and "[8, " in error
+    )
+
+    main([*common, "--trainer.max_steps=4", last])
     resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == 4
     optimizer_state = resumed["optimizer_states"][0]["state"]
@@ -269,3 +282,72 @@ def test_completions_are_sampled_before_the_model_leaves_its_device(tmp_path, mo
     )
     assert "sample" in events and "teardown" in events
     assert events.index("sample") < events.index("teardown")
+
+
+@pytest.mark.parametrize(
+    ("config", "scheduler", "expected"),
+    [
+        (TINY, "Bogus", "'Bogus' is not a diffusers scheduler class"),
+        (
+            str(REPO / "configs" / "tiny_flux_fill.yaml"),
+            "DDPMScheduler",
+            "Flux Fill samples with FlowMatchEulerDiscreteScheduler",
+        ),
+    ],
+    ids=["unknown", "wrong-family"],
+)
+def test_a_scheduler_sampling_cannot_use_is_refused_before_training(
+    tmp_path, capsys, config, scheduler, expected
+):
+    preset = tmp_path / "scheduler.yaml"
+    callback = {"class_path": "realfill.callbacks.CompleteTarget"}
+    callback["init_args"] = {"scheduler": scheduler}
+    preset.write_text(yaml.safe_dump({"trainer": {"callbacks": [callback]}}))
+    run_dir = tmp_path / "run"
+    args = ["--config", config, "--config", str(preset), f"--trainer.default_root_dir={run_dir}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("realfill: error:") and expected in error, error
+    assert not (run_dir / "logs").exists() or not list((run_dir / "logs").rglob("metrics.csv"))
+
+
+def test_a_failure_while_sampling_at_the_end_keeps_the_trained_lora(tmp_path, monkeypatch):
+    from realfill.callbacks import CompleteTarget
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory while sampling")
+
+    monkeypatch.setattr(CompleteTarget, "candidates", fail)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="out of memory while sampling"):
+        main(fast_fit(tmp_path))
+    assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_a_missing_checkpoint_is_one_line_before_the_model_loads(tmp_path, capsys):
+    missing = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={tmp_path / 'run'}",
+                f"--ckpt_path={missing}",
+            ]
+        )
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"realfill: error: {missing}: no such checkpoint file (--ckpt_path)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interpolation_that_cannot_resolve_is_one_line(monkeypatch, capsys):
+    """As a W&B sweep's command run by hand, without the agent's WANDB_RUN_ID."""
+    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, "--trainer.default_root_dir=runs/${oc.env:WANDB_RUN_ID}"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("realfill: error: cannot resolve trainer.") and "WANDB_RUN_ID" in error

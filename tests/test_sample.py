@@ -1,6 +1,7 @@
 """`python -m realfill.sample` on a finished tiny run: selection, reproducibility, two processes."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,18 @@ def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_
     assert sorted(ddp) == sorted(single) == list(range(5))
     assert ddp == single
     assert len(json.loads((tmp_path / "ddp" / "scores.json").read_text())) == 5
+    one = run_command(  # fewer seeds than processes: the second draws none
+        "realfill.sample",
+        *config,
+        "--num_samples=1",
+        "--seed=3",
+        f"--out={tmp_path / 'one'}",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert candidate_bytes(tmp_path / "one") == {3: single[3]}
 
 
 def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
@@ -183,3 +196,27 @@ def test_print_config_shows_the_settings_sampling_will_use(run_dir, tmp_path, ru
 )
 def test_print_and_exit_options_are_recognised_abbreviated(word, expected):
     assert prints_and_exits(word) is expected
+
+
+def test_a_run_fitted_with_relative_paths_samples_from_any_folder(tmp_path, monkeypatch):
+    """config.yaml records the run dir and the scene as absolute paths."""
+    shutil.copytree(REPO / "examples" / "motorcycle", tmp_path / "scene")
+    preset = tmp_path / "preset.yaml"
+    callbacks = [{"class_path": "realfill.callbacks.SaveLoRA"}]
+    preset.write_text(yaml.safe_dump({"trainer": {"max_steps": 1, "callbacks": callbacks}}))
+    monkeypatch.chdir(tmp_path)
+    fit(
+        ["--config", str(REPO / "configs" / "tiny.yaml"), "--config", str(preset)]
+        + ["--trainer.default_root_dir=run", "--data.scene_dir=scene", "--data.batch_size=2"]
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    sample(["--config", "../run/config.yaml", "--num_samples=1", *FAST_SAMPLING])
+    assert sorted(candidate_bytes(tmp_path / "run" / "completions")) == [0]
+
+
+def test_dirname_names_the_output_folder_under_the_run_dir(run_dir):
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING]
+    sample([*config, "--num_samples=1", "--dirname=other"])
+    assert sorted(candidate_bytes(run_dir / "other")) == [0]

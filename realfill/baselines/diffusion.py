@@ -3,8 +3,10 @@
 adaptation: a fit of zero steps leaves the LoRA at its zero initialisation, then `sample` with
 a hand-written prompt and classifier-free guidance)."""
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from unittest.mock import patch
 
 import yaml
 
@@ -46,8 +48,9 @@ def fit_then_sample(
         f"--trainer.default_root_dir={run_dir}",
         *fit_args,
     ]
-    fit_main([*config_flags, "--config", str(preset), *run_flags])
-    sample_main([*config_flags, *run_flags, f"--out={out}", *sample_args])
+    with patch.object(sys, "argv", sys.argv[:1]):  # the commands read only the args given
+        fit_main([*config_flags, "--config", str(preset), *run_flags])
+        sample_main([*config_flags, *run_flags, f"--out={out}", *sample_args])
 
 
 def scene_prompt(scene_dir: Path) -> str:
@@ -86,6 +89,6 @@ def run_prompt_only(
         root / "run",
         out,
         [*fit_args, "--trainer.max_steps=0", prompt],
-        [*flags(sampling | {"guidance_scale": guidance_scale}), prompt],
+        flags(sampling | {"guidance_scale": guidance_scale}),  # the prompt is a fit flag too
     )
     return out

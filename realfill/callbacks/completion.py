@@ -20,6 +20,13 @@ from realfill.data import Scene
 from realfill.errors import ConfigError
 from realfill.io import check_replaceable
 from realfill.modules.realfill import RealFillModule
+from realfill.modules.stable_diffusion import scheduler_class
+
+
+def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str) -> None:
+    """Refuse, before training, a scheduler the base model cannot sample with (e.g. Flux Fill
+    takes flow matching only): found after training, it would cost the whole run."""
+    pl_module.base_model.pipeline(scheduler)
 
 
 def composited_completions(
@@ -92,6 +99,7 @@ class CompleteTarget(L.Callback):
             raise ConfigError(f"CompleteTarget: num_samples must be >= 1, got {num_samples}")
         if keep is not None and keep < 0:
             raise ConfigError(f"CompleteTarget: keep must be >= 0, got {keep}")
+        scheduler_class(scheduler)
         self.num_samples = num_samples
         self.keep = keep if keep is not None else math.ceil(num_samples / 4)
         self.seed = seed
@@ -152,11 +160,12 @@ class CompleteTarget(L.Callback):
         split = ", ".join(
             f"{name.replace('_', ' ')} {t:.1f} s" for name, t in (stages or {}).items()
         )
+        count = f"{len(records)} candidate" + ("s" if len(records) != 1 else "")
         print(
-            f"Sampled and ranked {len(records)} candidates in {seconds:.1f} s ({rate:.1f}/min)"
+            f"Sampled and ranked {count} in {seconds:.1f} s ({rate:.1f}/min)"
             + (f": {split}" if split else "")
         )
-        print(f"Completions: {out} ({len(records)} candidates, top {self.keep} in ranked/)")
+        print(f"Completions: {out} ({count}, top {min(self.keep, len(records))} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
 
     def out_dir(self, trainer: L.Trainer) -> Path:
@@ -164,9 +173,11 @@ class CompleteTarget(L.Callback):
         return Path(trainer.default_root_dir) / self.dirname
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Refuse, before training, an output folder holding files of the user's own."""
+        """Refuse, before training, an output folder holding files of the user's own or a
+        scheduler the base model cannot sample with."""
         if stage == "fit":
             check_replaceable(self.out_dir(trainer), SELECTION_ENTRIES)
+            check_sampling_scheduler(pl_module, self.sampling["scheduler"])
 
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         """Sample when training ends, while the model is still on its device (Lightning moves it

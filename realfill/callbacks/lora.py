@@ -10,7 +10,9 @@ from realfill.modules.realfill import RealFillModule
 
 
 class SaveLoRA(L.Callback):
-    """Writes `<run dir>/<dirname>/pytorch_lora_weights.safetensors` when fit ends.
+    """Writes `<run dir>/<dirname>/pytorch_lora_weights.safetensors` when training ends, before
+    the end-of-fit sampling of a `CompleteTarget` listed after it: whatever happens there, the
+    trained LoRA is kept.
 
     Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
     """
@@ -21,6 +23,7 @@ class SaveLoRA(L.Callback):
             dirname: Folder under the run dir (trainer.default_root_dir) to write the LoRA to.
         """
         self.dirname = dirname
+        self._saved = False
 
     def lora_dir(self, trainer: L.Trainer) -> Path:
         return Path(trainer.default_root_dir) / self.dirname
@@ -30,7 +33,19 @@ class SaveLoRA(L.Callback):
         if stage == "fit":
             check_replaceable(self.lora_dir(trainer), {LORA_WEIGHTS_NAME})
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        self._saved = False
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        self.save(trainer, pl_module)
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """A fit of zero steps skips `on_train_end`: its (untrained) LoRA is written here."""
+        if not self._saved:
+            self.save(trainer, pl_module)
+
+    def save(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        self._saved = True
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
             print(f"LoRA: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")

@@ -7,11 +7,12 @@ import lightning as L
 import torch
 from PIL import Image
 
-from realfill.callbacks.completion import composited_completions
+from realfill.callbacks.completion import check_sampling_scheduler, composited_completions
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.wandb import wandb_loggers
 from realfill.io import save_image
 from realfill.modules.realfill import RealFillModule
+from realfill.modules.stable_diffusion import scheduler_class
 
 
 def sample_captions(step: int, seeds: Sequence[int]) -> list[str]:
@@ -70,6 +71,7 @@ class PeriodicSampling(L.Callback):
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         if len(seeds) == 0:
             raise ValueError("seeds must name at least one seed")
+        scheduler_class(scheduler)
         self.every_n_steps = every_n_steps
         self.seeds = [int(seed) for seed in seeds]
         self.sampling = {
@@ -84,6 +86,11 @@ class PeriodicSampling(L.Callback):
         self.dirname = dirname
         self.key = key
         self._last_sampled_step: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: RealFillModule, stage: str) -> None:
+        """Refuse, before training, a scheduler the base model cannot sample with."""
+        if stage == "fit":
+            check_sampling_scheduler(pl_module, self.sampling["scheduler"])
 
     def is_due(self, step: int) -> bool:
         """Whether `step` is a sampling step not yet sampled.

@@ -212,7 +212,7 @@ class FluxFillFamily(InpaintingBaseModel):
         if not isinstance(sampler, FlowMatchEulerDiscreteScheduler):
             raise ModelLoadError(
                 f"Flux Fill samples with FlowMatchEulerDiscreteScheduler, not {scheduler!r} "
-                "(set the sampling callback's scheduler)"
+                "(the sampling setting `scheduler`)"
             )
         return FluxFillPipeline(
             scheduler=sampler,

@@ -76,7 +76,7 @@ def load_adapters(
     layer's), which earlier versions added and saved."""
     path = Path(directory) / LORA_WEIGHTS_NAME
     if not path.is_file():
-        raise ModelLoadError(f"{path}: no LoRA weights file (expected {LORA_WEIGHTS_NAME})")
+        raise ModelLoadError(f"{directory}: no LoRA weights file {LORA_WEIGHTS_NAME} in it")
     state = {key: value for key, value in load_file(path).items() if not (idle and idle(key))}
     known = tuple(f"{name}." for name in components)
     strays = sorted({key.split(".")[0] for key in state if not key.startswith(known)})

@@ -243,6 +243,29 @@ class RealFillModule(L.LightningModule):
             k: v for k, v in checkpoint["state_dict"].items() if k in trainable
         }
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse, in one line, a checkpoint whose LoRA is not this model's (another rank or
+        other adapted layers): it would not load, or load only in part."""
+        trainable = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        saved = checkpoint["state_dict"]
+        differ = [
+            f"{name} is {list(saved[name].shape)} there, {list(param.shape)} here"
+            for name, param in trainable.items()
+            if name in saved and saved[name].shape != param.shape
+        ]
+        missing = sorted(trainable.keys() - saved.keys())
+        extra = sorted(saved.keys() - trainable.keys())
+        if differ or missing or extra:
+            first = (
+                differ[0]
+                if differ
+                else f"{(missing or extra)[0]} is only " + ("here" if missing else "there")
+            )
+            raise ConfigError(
+                f"the checkpoint's LoRA does not fit this model ({first}): resume with the "
+                "model.lora settings it was trained with"
+            )
+
     def generate(
         self, target: Image.Image, mask: Image.Image, seeds: list[int], **sampling
     ) -> list[Image.Image]:

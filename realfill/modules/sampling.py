@@ -33,9 +33,9 @@ def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
 def candidate_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
     """One generator per candidate, seeded by it, on the device that samples: every noise
     draw (initial latents, each DDPM step's noise) is made there. With CPU generators the host
-    draws each step's noise after the scheduler has waited for the UNet, so the accelerator
-    idles meanwhile: 0.93 ms per candidate and step in the H200 sampling profile of 2026-11-28
-    (15 ms per step at batch 16)."""
+    draws each step's noise and copies it over, 0.93 ms per candidate and step in the H200
+    sampling profile of 2026-11-28 (15 ms per step at batch 16), time in which an accelerator
+    that has caught up waits."""
     return [torch.Generator(device).manual_seed(seed) for seed in seeds]
 
 

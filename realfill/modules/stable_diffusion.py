@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import diffusers
+import huggingface_hub.constants
 import torch
 import torch.nn.functional as F
 from diffusers import (
@@ -22,7 +23,7 @@ from diffusers.utils import (
 from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from realfill.errors import ModelLoadError
+from realfill.errors import ConfigError, ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
@@ -189,12 +190,18 @@ class StableDiffusionFamily(InpaintingBaseModel):
         return groups
 
 
+def scheduler_class(name: str) -> type[SchedulerMixin]:
+    """The diffusers scheduler class called `name`; a one-line error for any other name, so
+    that a sampling setting can be checked before training rather than after it."""
+    found = getattr(diffusers, name, None)
+    if not (isinstance(found, type) and issubclass(found, SchedulerMixin)):
+        raise ConfigError(f"{name!r} is not a diffusers scheduler class (e.g. DDPMScheduler)")
+    return found
+
+
 def scheduler_from_name(name: str, config) -> SchedulerMixin:
     """A diffusers scheduler, chosen by class name, over a trained model's schedule config."""
-    scheduler_class = getattr(diffusers, name, None)
-    if scheduler_class is None or not hasattr(scheduler_class, "from_config"):
-        raise ModelLoadError(f"{name!r} is not a diffusers scheduler class")
-    return scheduler_class.from_config(config)
+    return scheduler_class(name).from_config(config)
 
 
 def load_stable_diffusion(
@@ -227,11 +234,15 @@ def first_line(error: Exception) -> str:
 def cannot_load(source: str, error: Exception) -> ModelLoadError:
     """The one-line error for a base model that `from_pretrained` could not load."""
     reason = first_line(error)
+    offline_hint = (
+        ""
+        if huggingface_hub.constants.HF_HUB_OFFLINE
+        else " (without network, HF_HUB_OFFLINE=1 fails at once instead of retrying)"
+    )
     where = (
         "the local folder"
         if Path(source).exists()
-        else "the hub, or no local folder of that name (without network, HF_HUB_OFFLINE=1 "
-        "fails at once instead of retrying)"
+        else f"the hub, or no local folder of that name{offline_hint}"
     )
     return ModelLoadError(
         f"cannot load the base model {source!r} from {where} ({reason}). Point "
