@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from realfill.callbacks.completion import CompleteTarget
 from realfill.callbacks.lora import SaveLoRA
-from realfill.callbacks.selection import SELECTION_ENTRIES, write_selection
+from realfill.callbacks.selection import SELECTION_ENTRIES, rank_share, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
 from realfill.io import check_replaceable, save_image, write_json
@@ -71,7 +71,7 @@ class CandidateSampler(L.LightningModule):
     def predict_dataloader(self) -> DataLoader:
         """This rank's share of the seeds, as the end-of-fit selection shares them out. A rank
         left without one gets a single empty batch: Lightning refuses an empty loader."""
-        mine = self.seeds[self.global_rank :: self.trainer.world_size]
+        mine = rank_share(self.seeds, self.global_rank, self.trainer.world_size)
         if not mine:
             return DataLoader([torch.empty(0, dtype=torch.long)], batch_size=None)
         return DataLoader(torch.tensor(mine), batch_size=self.selection.sampling["batch_size"])
@@ -114,12 +114,16 @@ def is_callback(callback, callback_class: type) -> bool:
         return False
 
 
+LORA_DIRNAME = inspect.signature(SaveLoRA).parameters["dirname"].default
+"""Where `SaveLoRA` writes the LoRA by default, under the run dir."""
+
+
 def run_lora_dirname(config: Namespace) -> str:
     """The folder the run's `SaveLoRA` wrote the LoRA to, under the run dir."""
     for callback in config.trainer.callbacks or []:
         if is_callback(callback, SaveLoRA):
-            return getattr(callback.init_args or Namespace(), "dirname", None) or "lora"
-    return "lora"
+            return getattr(callback.init_args or Namespace(), "dirname", None) or LORA_DIRNAME
+    return LORA_DIRNAME
 
 
 def run_selection_settings(parser, args: list[str]) -> dict:

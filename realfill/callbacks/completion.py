@@ -13,6 +13,7 @@ from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.callbacks.selection import (
     SELECTION_ENTRIES,
     RankedCandidate,
+    rank_share,
     score_candidates,
     write_selection,
 )
@@ -185,7 +186,7 @@ class CompleteTarget(L.Callback):
         datamodule = trainer.datamodule
         start = time.perf_counter()
         seeds = [self.seed + i for i in range(self.num_samples)]
-        mine = seeds[trainer.global_rank :: trainer.world_size]
+        mine = rank_share(seeds, trainer.global_rank, trainer.world_size)
         progress = trainer.is_global_zero
         with trainer.precision_plugin.forward_context():
             candidates = self.candidates(

@@ -28,6 +28,12 @@ class RankedCandidate:
     file: str
 
 
+def rank_share(seeds: Sequence[int], rank: int, world_size: int) -> list[int]:
+    """The seeds process `rank` of `world_size` draws: every seed exactly once over all of
+    them, some processes left with none when there are fewer seeds than processes."""
+    return list(seeds[rank::world_size])
+
+
 def score_candidates(
     candidates: Sequence[Image.Image],
     scene: Scene,

@@ -248,22 +248,17 @@ class RealFillModule(L.LightningModule):
         other adapted layers): it would not load, or load only in part."""
         trainable = {n: p for n, p in self.named_parameters() if p.requires_grad}
         saved = checkpoint["state_dict"]
-        differ = [
+        problems = [
             f"{name} is {list(saved[name].shape)} there, {list(param.shape)} here"
             for name, param in trainable.items()
             if name in saved and saved[name].shape != param.shape
         ]
-        missing = sorted(trainable.keys() - saved.keys())
-        extra = sorted(saved.keys() - trainable.keys())
-        if differ or missing or extra:
-            first = (
-                differ[0]
-                if differ
-                else f"{(missing or extra)[0]} is only " + ("here" if missing else "there")
-            )
+        problems += [f"{name} is only here" for name in sorted(trainable.keys() - saved.keys())]
+        problems += [f"{name} is only there" for name in sorted(saved.keys() - trainable.keys())]
+        if problems:
             raise ConfigError(
-                f"the checkpoint's LoRA does not fit this model ({first}): resume with the "
-                "model.lora settings it was trained with"
+                f"the checkpoint's LoRA does not fit this model ({problems[0]}): resume with "
+                "the model.lora settings it was trained with"
             )
 
     def generate(
