@@ -307,6 +307,9 @@ def measure(args: argparse.Namespace) -> dict:
         )
         del small
     for kind, mode in itertools.product(args.compile, args.compile_modes):
+        # torch.compile's caches are per code object: without a reset, a variant's first step
+        # would be timed against the previous variants' cache entries and recompile limit
+        torch._dynamo.reset()
         module = build_module(
             scale,
             device,

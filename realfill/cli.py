@@ -7,9 +7,12 @@ from contextlib import contextmanager
 
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from omegaconf.errors import InterpolationResolutionError
 
+from realfill.callbacks.progress import StepProgressBar
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.modules import RealFillModule
@@ -25,6 +28,17 @@ class SceneCLI(LightningCLI):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             load_scene(data.scene_dir, data.max_references)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with `StepProgressBar` as its progress bar unless the config names
+        one or turns it off (`trainer.enable_progress_bar: false`)."""
+        trainer = self.config_init.trainer
+        callbacks = trainer.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        wants_bar = trainer.get("enable_progress_bar") is not False
+        if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs.setdefault("callbacks", [*callbacks, StepProgressBar()])
+        return super().instantiate_trainer(**kwargs)
 
 
 def user_error(error: BaseException | None) -> Exception | None:

@@ -8,6 +8,7 @@ override of the run dir and can be used from a stacked preset.
 
 from pathlib import Path
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 from realfill.cli import SceneCLI, run_cli
@@ -62,9 +63,24 @@ class RealFillCLI(SceneCLI):
         check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
 
 
+def remove_empty_log_dirs(trainer: Trainer) -> None:
+    """Remove the log folders a failed fit created but never wrote to (Lightning creates a
+    logger's `version_N` before the callbacks' checks run): a refused fit leaves no trace."""
+    run_dir = Path(trainer.default_root_dir).resolve()
+    for logger in trainer.loggers:
+        log_dir = getattr(logger, "log_dir", None)
+        for folder in (Path(log_dir), Path(log_dir).parent) if log_dir else ():
+            if folder.resolve() != run_dir and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def fit(cli: RealFillCLI) -> None:
     """Fine-tune; the callbacks write the LoRA and the completions when fit ends."""
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    except BaseException:
+        remove_empty_log_dirs(cli.trainer)
+        raise
 
 
 def main(args: list[str] | None = None) -> RealFillCLI:

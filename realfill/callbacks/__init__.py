@@ -1,10 +1,11 @@
-"""Lightning callbacks (LoRA export, completion and selection, periodic sampling, W&B reports)
-and the pure functions they use."""
+"""Lightning callbacks (LoRA export, completion and selection, periodic sampling, W&B reports,
+the fit's progress bar) and the pure functions they use."""
 
 from realfill.callbacks.completion import CompleteTarget
 from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.matchers import LoFTRMatcher, Matcher, SIFTMatcher
 from realfill.callbacks.periodic import PeriodicSampling
+from realfill.callbacks.progress import StepProgressBar
 from realfill.callbacks.wandb import WandbReport
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "PeriodicSampling",
     "SIFTMatcher",
     "SaveLoRA",
+    "StepProgressBar",
     "WandbReport",
 ]

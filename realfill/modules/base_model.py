@@ -23,6 +23,13 @@ from realfill.modules.lora import LoraSettings
 
 Conditioning = dict[str, torch.Tensor]
 
+STATIC_SHAPES = {"dynamic": False}
+"""torch.compile specializes every graph to its shapes. Its default turns a frame dynamic when
+the same code meets a second shape, and training and sampling run the same denoiser code at
+different shapes (batch, latent size, timesteps): compiled after training, sampling got a
+dynamic-shape graph (symbolic sizes: about 3x the compile time on a CPU, generic kernels). Each
+shape a run uses is fixed, so it is compiled once for it."""
+
 
 def prompt_tokens(
     tokenizer, prompts: list[str], device: torch.device, max_length: int | None = None
@@ -162,20 +169,21 @@ class InpaintingBaseModel(nn.Module, ABC):
     ) -> None:
         """torch.compile the denoiser in place: whole, or only the blocks it repeats (diffusers'
         `compile_repeated_blocks`), which gives their fused kernels after a fraction of the
-        compile time. `mode` is torch.compile's (e.g. "reduce-overhead": CUDA graphs)."""
+        compile time. `mode` is torch.compile's (e.g. "reduce-overhead": CUDA graphs). Every
+        compilation here is static (`STATIC_SHAPES`)."""
         if regional:
-            self.denoiser.compile_repeated_blocks(backend=backend, mode=mode)
+            self.denoiser.compile_repeated_blocks(backend=backend, mode=mode, **STATIC_SHAPES)
         else:
-            self.denoiser.compile(backend=backend, mode=mode)
+            self.denoiser.compile(backend=backend, mode=mode, **STATIC_SHAPES)
 
     def compile_encoders(self, backend: str = "inductor", mode: str | None = None) -> None:
         """torch.compile, in place, what encodes a training batch besides the denoiser: the VAE
         encoder (two full-resolution encodings per sample, most of a step's FLOPs, memory-bound
         GroupNorms that fusion removes) and every text encoder with trainable adapters (a few
         thousand small kernels per step, launched by the host)."""
-        self.vae.encoder.compile(backend=backend, mode=mode)
+        self.vae.encoder.compile(backend=backend, mode=mode, **STATIC_SHAPES)
         for encoder in self.trained_text_encoders():
-            encoder.compile(backend=backend, mode=mode)
+            encoder.compile(backend=backend, mode=mode, **STATIC_SHAPES)
 
     def sampling_denoiser_call(
         self, backend: str = "inductor", mode: str | None = None
@@ -186,7 +194,7 @@ class InpaintingBaseModel(nn.Module, ABC):
         key = (backend, mode)
         if key not in self._sampling_calls:
             self._sampling_calls[key] = torch.compile(
-                self.denoiser._call_impl, backend=backend, mode=mode
+                self.denoiser._call_impl, backend=backend, mode=mode, **STATIC_SHAPES
             )
         return self._sampling_calls[key]
 

@@ -46,6 +46,14 @@ def sampling_batch_size(requested: int, device: torch.device) -> int:
     return 1 if device.type == "cpu" else requested
 
 
+def padded_batch(seeds: list[int], batch_size: int) -> list[int]:
+    """`seeds` filled up to `batch_size` with repeats of its last seed. A compiled denoiser is
+    specialized to its batch: the last, partial batch of a sampling run is padded (and the extra
+    candidates dropped) rather than compiled again, which costs minutes on a GPU against less
+    than one batch of sampling."""
+    return seeds + seeds[-1:] * (batch_size - len(seeds))
+
+
 @contextmanager
 def merged_adapters(model: nn.Module) -> Iterator[None]:
     """Fold each active LoRA update into its frozen weight for the duration, adapters off: one
@@ -156,8 +164,9 @@ def generate(
     `merge_adapters` the denoiser samples with its LoRA folded into its weights (see
     `merged_adapters`): the same function, fewer kernels per step. With `compile_denoiser` the
     denoiser runs under torch.compile (`compile_backend`, `compile_mode`), compiled for sampling
-    at the first call and reused by the next; otherwise, and for every other module, eagerly,
-    whatever was compiled for training.
+    at the first call and reused by the next (a partial last batch is padded to the batch size,
+    see `padded_batch`); otherwise, and for every other module, eagerly, whatever was compiled
+    for training.
     """
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -167,7 +176,7 @@ def generate(
     base_model.eval()
     results: list[Image.Image] = []
     device = next(base_model.parameters()).device
-    batch_size = sampling_batch_size(batch_size, device)
+    batch_size = max(1, min(sampling_batch_size(batch_size, device), len(seeds)))
     batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
@@ -184,18 +193,19 @@ def generate(
                 disable=not progress,
             ):
                 chunk = list(seeds[start : start + batch_size])
+                drawn = padded_batch(chunk, batch_size) if compile_denoiser else chunk
                 output = pipe(
-                    prompt=[prompt] * len(chunk),
-                    image=[image] * len(chunk),
-                    mask_image=[mask_image] * len(chunk),
+                    prompt=[prompt] * len(drawn),
+                    image=[image] * len(drawn),
+                    mask_image=[mask_image] * len(drawn),
                     height=height,
                     width=width,
                     num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale,
-                    generator=candidate_generators(chunk, device),
+                    generator=candidate_generators(drawn, device),
                     **base_model.pipeline_arguments(),
                 )
-                results.extend(output.images)
+                results.extend(output.images[: len(chunk)])
     finally:
         base_model.train(was_training)
     return results

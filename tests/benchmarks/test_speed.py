@@ -32,7 +32,7 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path, load_script):
     speed = load_script("speed")
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--only"]
-        + ["--compile", "regional", "--compile_backend", "aot_eager"]
+        + ["--compile", "regional", "--compile_backend", "eager"]
         + ["--compile_modes", "reduce-overhead"]  # no CUDA graphs on a CPU: the wiring only
         + ["--inductor", "force_layout_optimization=True", "--out", str(tmp_path)]
     )
@@ -59,7 +59,7 @@ def test_sampling_only_skips_training_and_times_compiled_sampling(tmp_path, load
     speed = load_script("speed")
     results = speed.main(
         ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only", "--only"]
-        + ["--compile", "sampling", "--compile_backend", "aot_eager", "--out", str(tmp_path)]
+        + ["--compile", "sampling", "--compile_backend", "eager", "--out", str(tmp_path)]
         + ["--keep_aspect"]
     )
     assert "training" not in results and "end_to_end_minutes" not in results

@@ -188,3 +188,30 @@ def test_each_candidate_draws_from_its_own_seed_on_the_sampling_device():
     for seed, generator in zip([3, 4], generators, strict=True):
         expected = torch.randn(8, generator=torch.Generator().manual_seed(seed))
         assert torch.equal(torch.randn(8, generator=generator), expected)
+
+
+def test_compiled_sampling_pads_a_partial_last_batch_instead_of_compiling_again(monkeypatch):
+    from realfill.modules import TinyStableDiffusionInpainting
+    from realfill.modules import sampling as sampling_module
+
+    monkeypatch.setattr(sampling_module, "sampling_batch_size", lambda requested, device: requested)
+    module = RealFillModule(
+        TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
+    )
+
+    def graphs_for(seeds: list[int]) -> tuple[int, int]:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        images = module.generate(
+            *scene(),
+            seeds,
+            resolution=RESOLUTION,
+            num_inference_steps=2,
+            batch_size=2,
+            progress=False,
+        )
+        return len(images), torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+    _, graphs_of_one_batch = graphs_for([0, 1])
+    # seed 2 is sampled beside a repeat that is dropped, by the graphs of the first batch
+    assert graphs_for([0, 1, 2]) == (3, graphs_of_one_batch)

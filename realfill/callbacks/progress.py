@@ -1,0 +1,48 @@
+"""One progress bar over the whole fit, counted in optimizer steps."""
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+
+
+class StepProgressBar(TQDMProgressBar):
+    """The fit's progress as optimizer steps out of `trainer.max_steps`, with the loss beside it.
+
+    Lightning's default bars restart every epoch and, in a fit bounded by `max_steps`, read
+    "Epoch 0/-2"; the epochs of a few-image scene mean nothing. This bar runs once from the
+    first step (or the resumed one) to the last, and is closed there, so that the end-of-fit
+    sampling and ranking show their own bars below it.
+    """
+
+    def __init__(self, refresh_rate: int = 1) -> None:
+        """
+        Args:
+            refresh_rate: Redraw the bar every this many optimizer steps.
+        """
+        super().__init__(refresh_rate=refresh_rate)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        bar = self.init_train_tqdm()
+        bar.set_description("Training")
+        bar.reset(total=convert_inf(trainer.estimated_stepping_batches))
+        bar.initial = trainer.global_step
+        bar.n = trainer.global_step
+        self.train_progress_bar = bar
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_) -> None:
+        """The bar spans every epoch: nothing restarts."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
+        bar = self.train_progress_bar
+        step = trainer.global_step
+        if bar.disable or step == bar.n:  # an accumulation micro-batch: no optimizer step yet
+            return
+        if step % self.refresh_rate == 0 or step == bar.total:
+            bar.n = step
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+        if step == bar.total:  # done before the end-of-fit sampling shows its own bars
+            bar.close()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The epoch's end is not the bar's."""

@@ -1,0 +1,58 @@
+"""The fit's progress bar counts optimizer steps to max_steps, across epochs."""
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from realfill.callbacks import StepProgressBar
+
+
+class Linear(L.LightningModule):
+    """The smallest trainable module: one weight, a loss logged to the bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = (self.weight * batch).square().mean()
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def fit(
+    tmp_path, max_steps: int, accumulation: int, ckpt_path: str | None = None
+) -> StepProgressBar:
+    bar = StepProgressBar()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        accumulate_grad_batches=accumulation,
+        callbacks=[bar],
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+    )
+    loader = DataLoader(torch.randn(6, 1), batch_size=2)  # epochs of 3 batches
+    trainer.fit(Linear(), loader, ckpt_path=ckpt_path)
+    return bar
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_one_bar_counts_optimizer_steps_across_epochs(tmp_path, capsys, accumulation):
+    bar = fit(tmp_path, max_steps=7, accumulation=accumulation)
+    assert (bar.train_progress_bar.n, bar.train_progress_bar.total) == (7, 7)
+    shown = capsys.readouterr().out
+    assert "Training" in shown and "7/7" in shown and "train/loss" in shown
+    assert "Epoch" not in shown and "8/7" not in shown
+
+
+def test_a_resumed_fit_starts_the_bar_at_its_step(tmp_path, capsys):
+    fit(tmp_path, max_steps=3, accumulation=1)
+    (checkpoint,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    bar = fit(tmp_path, max_steps=5, accumulation=1, ckpt_path=str(checkpoint))
+    assert (bar.train_progress_bar.initial, bar.train_progress_bar.n) == (3, 5)
