@@ -76,7 +76,9 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     assert (out / "contact_sheet.png").is_file()
     assert not list(tmp_path.glob(".*"))  # staging removed
     assert sorted(run_dir.rglob("version_*")) == logged  # sampling logs nothing
-    assert f"Best completion: {out / scores[0]['file']}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"Best completion: {out / scores[0]['file']}" in printed
+    assert "Sampling: 100%" in printed and "Predicting" not in printed
 
 
 def test_a_recorded_seed_reproduces_its_candidate_bit_for_bit(run_dir, tmp_path):

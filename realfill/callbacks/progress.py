@@ -6,7 +6,8 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
 
 class StepProgressBar(TQDMProgressBar):
-    """The fit's progress as optimizer steps out of `trainer.max_steps`, with the loss beside it.
+    """The fit's progress as optimizer steps out of `trainer.max_steps`, with the loss beside it;
+    `realfill.sample`'s batches of candidates as "Sampling".
 
     Lightning's default bars restart every epoch and, in a fit bounded by `max_steps`, read
     "Epoch 0/-2"; the epochs of a few-image scene mean nothing. This bar runs once from the
@@ -46,3 +47,19 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The epoch's end is not the bar's."""
+
+    @property
+    def predict_description(self) -> str:
+        return "Sampling"
+
+    def on_predict_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Lightning's bar would add "DataLoader 0": there is one."""
+        super().on_predict_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+        self.predict_progress_bar.set_description(self.predict_description, refresh=False)
