@@ -356,3 +356,16 @@ def test_an_interpolation_that_cannot_resolve_is_one_line(monkeypatch, capsys):
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("realfill: error: cannot resolve trainer.") and "WANDB_RUN_ID" in error
+
+
+@pytest.mark.parametrize(
+    "flags", [[], ["--trainer.enable_progress_bar=false"]], ids=["default", "off"]
+)
+def test_the_fit_shows_the_step_bar_unless_bars_are_turned_off(tmp_path, monkeypatch, flags):
+    import realfill.fit
+    from realfill.callbacks import StepProgressBar
+
+    monkeypatch.setattr(realfill.fit, "fit", lambda cli: None)  # the trainer as built, unused
+    cli = main(["--config", TINY, f"--trainer.default_root_dir={tmp_path}", *flags])
+    bar = cli.trainer.progress_bar_callback
+    assert isinstance(bar, StepProgressBar) if not flags else bar is None
