@@ -225,3 +225,26 @@ def test_a_process_left_without_seeds_gets_one_empty_batch_and_draws_nothing():
         shares.append([batch.tolist() for batch in sampler.predict_dataloader()])
     assert shares == [[[3]], [[4]], [[5]], [[]]]
     assert sampler.predict_step(torch.empty(0, dtype=torch.long), 0) == []
+
+
+def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(monkeypatch):
+    from realfill import sample as sample_module
+    from realfill.data import load_scene
+    from realfill.modules import RealFillModule, TinyStableDiffusionInpainting
+    from realfill.modules import sampling as sampling_module
+
+    for module in (sample_module, sampling_module):  # batches on the CPU, as on a GPU
+        monkeypatch.setattr(module, "sampling_batch_size", lambda requested, device: requested)
+    model = RealFillModule(
+        TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
+    )
+    selection = CompleteTarget(batch_size=2, num_inference_steps=2)
+    scene = load_scene(REPO / "examples" / "motorcycle")
+    sampler = CandidateSampler(model, selection, scene, 32, seeds=[0, 1, 2])
+    sampler.trainer = SimpleNamespace(global_rank=0, world_size=1)
+    (full, partial) = sampler.predict_dataloader()
+    torch._dynamo.utils.counters.clear()
+    assert [c["seed"] for c in sampler.predict_step(full, 0)] == [0, 1]
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert [c["seed"] for c in sampler.predict_step(partial, 1)] == [2]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
