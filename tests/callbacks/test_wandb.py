@@ -2,6 +2,7 @@
 artifact in its run folder; disabled W&B writes nothing and still fits."""
 
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,19 @@ def wandb_records(path: Path) -> list[wandb_internal_pb2.Record]:
     return records
 
 
+def flushed_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_pb2.Record]:
+    """The records of a run's transaction log once wandb's service has written its exit record:
+    `wandb.finish()` can return before the service has flushed the log (seen once in CI: no
+    records at all)."""
+    deadline = time.monotonic() + timeout
+    records = wandb_records(path)
+    while not any(record.HasField("exit") for record in records):
+        assert time.monotonic() < deadline, f"{path}: no exit record after {timeout} s"
+        time.sleep(0.2)
+        records = wandb_records(path)
+    return records
+
+
 def test_captions_carry_rank_seed_and_score():
     assert ranked_captions([{"rank": 1, "seed": 12, "score": 40}]) == ["#1 seed 12: 40 matches"]
 
@@ -84,7 +98,7 @@ def test_offline_run_keeps_images_table_config_and_lora_artifact(fit_tiny, monke
     assert sum(name.startswith("images/completions/contact_sheet_") for name in images) == 1
     assert list((media / "table" / "completions").glob("candidates_*.table.json"))
 
-    records = wandb_records(next(offline.glob("run-*.wandb")))
+    records = flushed_records(next(offline.glob("run-*.wandb")))
     run_id = next(r.run.run_id for r in records if r.HasField("run"))
     artifacts = [r.artifact for r in records if r.HasField("artifact")]
     artifacts = [a for a in artifacts if a.type != "run_table"]  # the table is one too
