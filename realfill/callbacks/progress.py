@@ -23,8 +23,7 @@ class StepProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=refresh_rate)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        bar = self.init_train_tqdm()
-        bar.set_description("Training")
+        bar = self.init_train_tqdm()  # described by `train_description`, "Training"
         bar.reset(total=convert_inf(trainer.estimated_stepping_batches))
         bar.initial = trainer.global_step
         bar.n = trainer.global_step
