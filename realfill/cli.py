@@ -82,7 +82,9 @@ def run_cli(
     code 2, never a traceback.
     """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    with exit_on_user_error():
+    with exit_on_user_error(), warnings.catch_warnings():
+        # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         cli = cli_class(
             RealFillModule,
             SceneDataModule,

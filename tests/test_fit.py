@@ -63,9 +63,10 @@ def run_fit(run_command):
 def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys):
     run_dir = tmp_path / "run"
     main(fast_fit(tmp_path))
-    printed = capsys.readouterr().out
+    printed, bars = capsys.readouterr()
     assert f"Run dir: {run_dir.resolve()}" in printed
     assert "Training: 100%" in printed and "4/4" in printed and "Epoch" not in printed
+    assert "Sampling: 100%" in bars and "3/3 [" in bars
 
     lora = load_file(run_dir / "lora" / "pytorch_lora_weights.safetensors")
     assert any(k.startswith("unet.") for k in lora)

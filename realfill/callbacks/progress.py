@@ -1,8 +1,10 @@
 """One progress bar over the whole fit, counted in optimizer steps."""
 
+import sys
+
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -23,11 +25,20 @@ class StepProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=refresh_rate)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        bar = self.init_train_tqdm()  # described by `train_description`, "Training"
-        bar.reset(total=convert_inf(trainer.estimated_stepping_batches))
-        bar.initial = trainer.global_step
-        bar.n = trainer.global_step
-        self.train_progress_bar = bar
+        """Lightning's `init_train_tqdm`, drawn at once with its total and starting step (not
+        first as "0/?")."""
+        self.train_progress_bar = Tqdm(
+            desc=self.train_description,
+            total=convert_inf(trainer.estimated_stepping_batches),
+            initial=trainer.global_step,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_) -> None:
         """The bar spans every epoch: nothing restarts."""
@@ -46,6 +57,13 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The epoch's end is not the bar's."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        """The logged progress-bar metrics, without the logger's version number (the run dir
+        is printed at the end)."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
     @property
     def predict_description(self) -> str:

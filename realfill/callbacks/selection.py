@@ -44,7 +44,7 @@ def score_candidates(
     """Correspondence score of each composited candidate against the scene's references."""
     return [
         correspondence_score(candidate, scene.mask, scene.references, matcher, margin)
-        for candidate in tqdm(candidates, desc="ranking", disable=not progress)
+        for candidate in tqdm(candidates, desc="Ranking", unit="candidate", disable=not progress)
     ]
 
 

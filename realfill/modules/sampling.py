@@ -1,6 +1,5 @@
 """Sampling completions from a (fine-tuned) base model: one implementation for fit and sample."""
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
@@ -177,7 +176,6 @@ def generate(
     results: list[Image.Image] = []
     device = next(base_model.parameters()).device
     batch_size = max(1, min(sampling_batch_size(batch_size, device), len(seeds)))
-    batches = math.ceil(len(seeds) / batch_size)
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
         compiling = (
@@ -185,13 +183,9 @@ def generate(
             if compile_denoiser
             else nullcontext()
         )
-        with eager(base_model), merging, in_frozen_dtype(base_model), compiling:
-            for start in tqdm(
-                range(0, len(seeds), batch_size),
-                total=batches,
-                desc="sampling",
-                disable=not progress,
-            ):
+        bar = tqdm(total=len(seeds), desc="Sampling", unit="candidate", disable=not progress)
+        with eager(base_model), merging, in_frozen_dtype(base_model), compiling, bar:
+            for start in range(0, len(seeds), batch_size):
                 chunk = list(seeds[start : start + batch_size])
                 drawn = padded_batch(chunk, batch_size) if compile_denoiser else chunk
                 output = pipe(
@@ -206,6 +200,7 @@ def generate(
                     **base_model.pipeline_arguments(),
                 )
                 results.extend(output.images[: len(chunk)])
+                bar.update(len(chunk))
     finally:
         base_model.train(was_training)
     return results

@@ -49,10 +49,13 @@ def test_one_bar_counts_optimizer_steps_across_epochs(tmp_path, capsys, accumula
     shown = capsys.readouterr().out
     assert "Training" in shown and "7/7" in shown and "train/loss" in shown
     assert "Epoch" not in shown and "8/7" not in shown
+    assert "0/?" not in shown and "v_num" not in shown  # drawn with its total; no version
 
 
 def test_a_resumed_fit_starts_the_bar_at_its_step(tmp_path, capsys):
     fit(tmp_path, max_steps=3, accumulation=1)
     (checkpoint,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    capsys.readouterr()
     bar = fit(tmp_path, max_steps=5, accumulation=1, ckpt_path=str(checkpoint))
     assert (bar.train_progress_bar.initial, bar.train_progress_bar.n) == (3, 5)
+    assert "0/5" not in capsys.readouterr().out
