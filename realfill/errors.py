@@ -13,7 +13,7 @@ class ModelLoadError(RealFillError):
     """A base model could not be loaded from its hub id or local folder."""
 
 
-class ConfigError(RealFillError):
+class ConfigError(RealFillError, ValueError):
     """Settings that cannot work together."""
 
 

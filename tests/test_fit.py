@@ -184,6 +184,30 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
     assert len(lines) == 1 and expected in lines[0] and stderr.strip().endswith(lines[0])
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("--model.lora.rank=0", "model.lora.rank must be >= 1, got 0"),
+        ("--model.prompt_dropout=2", "model.prompt_dropout must be in [0, 1], got 2.0"),
+        ("--data.batch_size=0", "data: need resolution >= 1, batch_size >= 1"),
+        (
+            '--trainer.callbacks+={"class_path":"realfill.callbacks.PeriodicSampling",'
+            '"init_args":{"feather_blur":-1}}',
+            "PeriodicSampling: feather_blur must be >= 0, got -1",
+        ),
+    ],
+)
+def test_an_out_of_range_setting_is_one_line_before_training(tmp_path, override, expected, capsys):
+    """Settings checked by the classes they configure are user errors too: one line naming the
+    setting, exit code 2, nothing trained."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, f"--trainer.default_root_dir={tmp_path}", override])
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"realfill: error: {expected}")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path, run_fit):
     result = run_fit(
         "--config", TINY, f"--trainer.default_root_dir={tmp_path}", "--data.resolution=34"

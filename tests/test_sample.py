@@ -119,6 +119,10 @@ def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
     [
         (["--num_samples=0"], "num_samples must be >= 1, got 0"),
         (["--keep=-1"], "keep must be >= 0, got -1"),
+        (["--num_inference_steps=0"], "num_inference_steps must be >= 1, got 0"),
+        (["--batch_size=0"], "batch_size must be >= 1, got 0"),
+        (["--feather_dilation=-2"], "feather_dilation must be >= 0, got -2"),
+        (["--resolution=0"], "resolution must be >= 1 (or null), got 0"),
     ],
 )
 def test_impossible_selection_settings_are_one_line_and_exit_code_2(

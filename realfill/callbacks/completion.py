@@ -30,6 +30,30 @@ def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str) -> None:
     pl_module.base_model.pipeline(scheduler)
 
 
+def check_sampling_settings(
+    owner: str,
+    num_inference_steps: int,
+    scheduler: str,
+    batch_size: int,
+    resolution: int | None,
+    feather_dilation: int,
+    feather_blur: int,
+) -> None:
+    """A `ConfigError` naming `owner` and the setting if a sampling or compositing setting
+    cannot work: raised when the callback is built, not after the fit's training."""
+    scheduler_class(scheduler)
+    counts = {"num_inference_steps": num_inference_steps, "batch_size": batch_size}
+    sizes = {"feather_dilation": feather_dilation, "feather_blur": feather_blur}
+    for name, value in counts.items():
+        if value < 1:
+            raise ConfigError(f"{owner}: {name} must be >= 1, got {value}")
+    if resolution is not None and resolution < 1:
+        raise ConfigError(f"{owner}: resolution must be >= 1 (or null), got {resolution}")
+    for name, value in sizes.items():
+        if value < 0:
+            raise ConfigError(f"{owner}: {name} must be >= 0, got {value}")
+
+
 def composited_completions(
     pl_module: RealFillModule,
     scene: Scene,
@@ -100,7 +124,15 @@ class CompleteTarget(L.Callback):
             raise ConfigError(f"CompleteTarget: num_samples must be >= 1, got {num_samples}")
         if keep is not None and keep < 0:
             raise ConfigError(f"CompleteTarget: keep must be >= 0, got {keep}")
-        scheduler_class(scheduler)
+        check_sampling_settings(
+            "CompleteTarget",
+            num_inference_steps,
+            scheduler,
+            batch_size,
+            resolution,
+            feather_dilation,
+            feather_blur,
+        )
         self.num_samples = num_samples
         self.keep = keep if keep is not None else math.ceil(num_samples / 4)
         self.seed = seed

@@ -7,12 +7,16 @@ import lightning as L
 import torch
 from PIL import Image
 
-from realfill.callbacks.completion import check_sampling_scheduler, composited_completions
+from realfill.callbacks.completion import (
+    check_sampling_scheduler,
+    check_sampling_settings,
+    composited_completions,
+)
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.wandb import wandb_loggers
+from realfill.errors import ConfigError
 from realfill.io import save_image
 from realfill.modules.realfill import RealFillModule
-from realfill.modules.stable_diffusion import scheduler_class
 
 
 def sample_captions(step: int, seeds: Sequence[int]) -> list[str]:
@@ -68,10 +72,18 @@ class PeriodicSampling(L.Callback):
             key: Name the samples are logged under in W&B.
         """
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+            raise ConfigError(f"PeriodicSampling: every_n_steps must be >= 1, got {every_n_steps}")
         if len(seeds) == 0:
-            raise ValueError("seeds must name at least one seed")
-        scheduler_class(scheduler)
+            raise ConfigError("PeriodicSampling: seeds must name at least one seed")
+        check_sampling_settings(
+            "PeriodicSampling",
+            num_inference_steps,
+            scheduler,
+            batch_size,
+            resolution,
+            feather_dilation,
+            feather_blur,
+        )
         self.every_n_steps = every_n_steps
         self.seeds = [int(seed) for seed in seeds]
         self.sampling = {

@@ -29,6 +29,7 @@ from realfill.data.augment import (
 )
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
 from realfill.data.scene import Scene, load_scene
+from realfill.errors import ConfigError
 
 PIXEL_SCALE = 127.5
 """uint8 values v map to v / PIXEL_SCALE - 1, i.e. 0..255 onto -1..1."""
@@ -257,19 +258,19 @@ class SceneDataModule(lightning.LightningDataModule):
         """
         super().__init__()
         if resolution < 1 or batch_size < 1 or num_workers < 0:
-            raise ValueError(
-                "need resolution >= 1, batch_size >= 1 and num_workers >= 0, got "
+            raise ConfigError(
+                "data: need resolution >= 1, batch_size >= 1 and num_workers >= 0, got "
                 f"{resolution}, {batch_size}, {num_workers}"
             )
         if max_upscale < 1.0 or not 0.0 <= hflip_probability <= 1.0:
-            raise ValueError(
-                "need max_upscale >= 1 and hflip_probability in [0, 1], got "
+            raise ConfigError(
+                "data: need max_upscale >= 1 and hflip_probability in [0, 1], got "
                 f"{max_upscale}, {hflip_probability}"
             )
         if samples_per_epoch < batch_size:
-            raise ValueError(
-                f"samples_per_epoch ({samples_per_epoch}) must be >= batch_size ({batch_size}): "
-                "incomplete batches are dropped"
+            raise ConfigError(
+                f"data.samples_per_epoch ({samples_per_epoch}) must be >= data.batch_size "
+                f"({batch_size}): incomplete batches are dropped"
             )
         self.scene_dir = scene_dir
         self.resolution = resolution

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from realfill.errors import ConfigError
+
 
 @dataclass
 class TrainingMaskConfig:
@@ -37,31 +39,31 @@ class TrainingMaskConfig:
 
 
 def _check_probability(name: str, value: float) -> None:
-    """Raise ValueError unless ``value`` is a probability."""
+    """Raise ConfigError unless ``value`` is a probability."""
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"TrainingMaskConfig.{name} must be in [0, 1], got {value}")
+        raise ConfigError(f"TrainingMaskConfig.{name} must be in [0, 1], got {value}")
 
 
 def validate_mask_config(config: TrainingMaskConfig) -> None:
-    """Raise ValueError if ``config`` has an out-of-range or inconsistent field."""
+    """Raise ConfigError if ``config`` has an out-of-range or inconsistent field."""
     _check_probability("full_mask_probability", config.full_mask_probability)
     _check_probability("invert_probability", config.invert_probability)
     if config.min_rectangles < 0:
-        raise ValueError(
+        raise ConfigError(
             f"TrainingMaskConfig.min_rectangles must be >= 0, got {config.min_rectangles}"
         )
     if config.max_rectangles < config.min_rectangles:
-        raise ValueError(
+        raise ConfigError(
             "TrainingMaskConfig.max_rectangles must be >= min_rectangles, got "
             f"{config.max_rectangles} < {config.min_rectangles}"
         )
     if not 0.0 < config.min_size_fraction <= config.max_size_fraction <= 1.0:
-        raise ValueError(
+        raise ConfigError(
             "TrainingMaskConfig needs 0 < min_size_fraction <= max_size_fraction <= 1, got "
             f"{config.min_size_fraction} and {config.max_size_fraction}"
         )
     if not 0.0 <= config.margin_fraction < 0.5:
-        raise ValueError(
+        raise ConfigError(
             f"TrainingMaskConfig.margin_fraction must be in [0, 0.5), got {config.margin_fraction}"
         )
 

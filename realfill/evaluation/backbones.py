@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 import torch
 from PIL import Image
 
+from realfill.errors import ConfigError
 from realfill.evaluation.metrics import (
     cosine_similarity,
     image_to_tensor,
@@ -64,7 +65,7 @@ class MetricSettings:
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
 
 

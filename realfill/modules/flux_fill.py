@@ -23,7 +23,7 @@ from diffusers import (
 from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-from realfill.errors import ModelLoadError
+from realfill.errors import ConfigError, ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
@@ -314,7 +314,9 @@ class FluxFillInpainting(FluxFillFamily):
         """
         dtype = getattr(torch, load_dtype, None)
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"load_dtype must name a torch dtype, got {load_dtype!r}")
+            raise ConfigError(
+                f"FluxFillInpainting: load_dtype must name a torch dtype, got {load_dtype!r}"
+            )
         super().__init__(
             load_flux_fill(pretrained_model_name_or_path, revision, variant, dtype),
             guidance,

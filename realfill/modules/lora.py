@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from peft import LoraConfig
 
+from realfill.errors import ConfigError
+
 
 @dataclass
 class LoraSettings:
@@ -28,9 +30,9 @@ class LoraSettings:
 
     def __post_init__(self) -> None:
         if self.rank < 1:
-            raise ValueError(f"lora.rank must be >= 1, got {self.rank}")
+            raise ConfigError(f"model.lora.rank must be >= 1, got {self.rank}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"model.lora.dropout must be in [0, 1), got {self.dropout}")
 
     def peft_config(self, target_modules: list[str]) -> LoraConfig:
         """The peft config for one component, with Gaussian init of A so B = 0 keeps the base."""

@@ -137,7 +137,7 @@ class RealFillModule(L.LightningModule):
         """
         super().__init__()
         if not 0.0 <= prompt_dropout <= 1.0:
-            raise ValueError(f"prompt_dropout must be in [0, 1], got {prompt_dropout}")
+            raise ConfigError(f"model.prompt_dropout must be in [0, 1], got {prompt_dropout}")
         self.save_hyperparameters(ignore=["base_model"])
         self.base_model = base_model
         self.lora = dataclasses.replace(lora)
