@@ -199,7 +199,8 @@ class CompleteTarget(L.Callback):
             + (f": {split}" if split else "")
         )
         print(f"Completions: {out} ({count}, top {min(self.keep, len(records))} in ranked/)")
-        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} matches)")
+        matches = "match" if best.score == 1 else "matches"
+        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} {matches})")
 
     def out_dir(self, trainer: L.Trainer) -> Path:
         """Where the completions go: `dirname` under the run dir."""
