@@ -50,7 +50,7 @@ class CandidateResult:
     method: str
     scene: str
     seed: int
-    score: float
+    score: int | float
     rank: int
     selected: bool
     file: str
@@ -124,7 +124,7 @@ def evaluate_scene(
                 method,
                 scene.name,
                 int(record["seed"]),
-                float(record["score"]),
+                record["score"],  # verified matches: an int, kept so in the CSV
                 int(record["rank"]),
                 int(record["seed"]) in selected,
                 str(path),

@@ -47,6 +47,7 @@ def test_evaluate_writes_the_report_with_unavailable_metrics(
     assert "DINO ↑: unavailable" in text and "CLIP ↑: unavailable" in text
     rows = (report / "motorcycle_inpaint.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[7] == "inf"  # seed 0, ranked first
+    assert rows[0].split(",")[3] == "score" and rows[1].split(",")[3] == "10"  # matches, an int
     assert float(rows[2].split(",")[7]) < 20  # the grey fill is scored too
     assert (report / "plots" / "score_vs_ssim.png").is_file()
     assert (report / "plots" / "ssim_per_scene.png").is_file()
