@@ -1,6 +1,7 @@
 """The `python -m realfill.fit` command, end to end on the tiny model."""
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -353,6 +354,54 @@ def test_a_failure_while_sampling_at_the_end_keeps_the_trained_lora(tmp_path, mo
     with pytest.raises(RuntimeError, match="out of memory while sampling"):
         main(fast_fit(tmp_path))
     assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def fit_stopped_at_step_3(run_dir: Path, stop: BaseException, monkeypatch) -> None:
+    """A tiny.yaml fit (checkpoints every 20 steps) whose fourth step raises `stop`."""
+    from realfill.modules import RealFillModule
+
+    train = RealFillModule.training_step
+
+    def stopped_at_step_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise stop
+        return train(self, batch, batch_idx)
+
+    monkeypatch.setattr(RealFillModule, "training_step", stopped_at_step_3)
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores a second Ctrl-C from then on
+    try:
+        main(["--config", TINY, f"--trainer.default_root_dir={run_dir}", "--data.batch_size=2"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_the_lora_of_the_step_reached(tmp_path, monkeypatch, capsys):
+    """Stopping early (the periodic samples look done) loses nothing: the checkpoint is saved
+    at the step reached and the LoRA written for `realfill.sample`."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        fit_stopped_at_step_3(run_dir, KeyboardInterrupt(), monkeypatch)
+    assert exit_info.value.code == 1
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 3
+    lora = run_dir / "lora" / "pytorch_lora_weights.safetensors"
+    assert f"LoRA (stopped at step 3): {lora}" in capsys.readouterr().out
+    trained = [v for k, v in checkpoint["state_dict"].items() if "lora_" in k]
+    assert any(v.abs().sum() > 0 for k, v in checkpoint["state_dict"].items() if "lora_B" in k)
+
+    def sums(tensors):
+        return sorted(round(float(t.double().sum()), 5) for t in tensors)
+
+    assert sums(load_file(lora).values()) == sums(trained)  # the step-3 weights
+    assert not (run_dir / "completions").exists()  # no sampling after an interrupt
+
+
+def test_a_crash_saves_no_checkpoint_or_lora(tmp_path, monkeypatch):
+    """Under DDP a crash stops one process: a checkpoint's barrier would hang the others."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        fit_stopped_at_step_3(run_dir, RuntimeError("CUDA out of memory"), monkeypatch)
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "lora").exists()
 
 
 def test_a_missing_checkpoint_is_one_line_before_the_model_loads(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Lightning callbacks (LoRA export, completion and selection, periodic sampling, W&B reports,
-the fit's progress bar) and the pure functions they use."""
+the fit's progress bar, checkpoints) and the pure functions they use."""
 
+from realfill.callbacks.checkpoint import InterruptibleCheckpoint
 from realfill.callbacks.completion import CompleteTarget
 from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.matchers import LoFTRMatcher, Matcher, SIFTMatcher
@@ -10,6 +11,7 @@ from realfill.callbacks.wandb import WandbReport
 
 __all__ = [
     "CompleteTarget",
+    "InterruptibleCheckpoint",
     "LoFTRMatcher",
     "Matcher",
     "PeriodicSampling",

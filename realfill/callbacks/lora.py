@@ -12,7 +12,7 @@ from realfill.modules.realfill import RealFillModule
 class SaveLoRA(L.Callback):
     """Writes `<run dir>/<dirname>/pytorch_lora_weights.safetensors` when training ends, before
     the end-of-fit sampling of a `CompleteTarget` listed after it: whatever happens there, the
-    trained LoRA is kept.
+    trained LoRA is kept. A fit stopped with Ctrl-C writes the LoRA of the step it reached.
 
     Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
     """
@@ -44,8 +44,16 @@ class SaveLoRA(L.Callback):
         if not self._saved:
             self.save(trainer, pl_module)
 
-    def save(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: RealFillModule, exception: BaseException
+    ) -> None:
+        """Stopped with Ctrl-C after some training (e.g. the periodic samples look done): the
+        LoRA of the step reached, for `realfill.sample`. A crash writes none."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0 and not self._saved:
+            self.save(trainer, pl_module, f" (stopped at step {trainer.global_step})")
+
+    def save(self, trainer: L.Trainer, pl_module: RealFillModule, note: str = "") -> None:
         self._saved = True
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
-            print(f"LoRA: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")
+            print(f"LoRA{note}: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")

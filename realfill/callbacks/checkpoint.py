@@ -1,0 +1,20 @@
+"""Checkpoints that also keep the steps of a fit stopped with Ctrl-C."""
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class InterruptibleCheckpoint(ModelCheckpoint):
+    """Lightning's `ModelCheckpoint` (same arguments) that also saves, as `last.ckpt` and by
+    step, when the fit is stopped with Ctrl-C: `--ckpt_path=<run dir>/checkpoints/last.ckpt`
+    resumes from the step reached, not from the last periodic save.
+
+    A crash saves nothing, unlike `save_on_exception`: under DDP a crash stops one process, and
+    a save there would wait at its barrier for the others forever. Ctrl-C reaches them all.
+    """
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.save_on_exception = isinstance(exception, KeyboardInterrupt)
+        super().on_exception(trainer, pl_module, exception)
