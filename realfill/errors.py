@@ -14,7 +14,7 @@ class ModelLoadError(RealFillError):
 
 
 class ConfigError(RealFillError, ValueError):
-    """Settings that cannot work together."""
+    """A setting out of range, or settings that cannot work together (also a ValueError)."""
 
 
 class OutputError(RealFillError):

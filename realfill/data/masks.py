@@ -41,7 +41,7 @@ class TrainingMaskConfig:
 def _check_probability(name: str, value: float) -> None:
     """Raise ConfigError unless ``value`` is a probability."""
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"TrainingMaskConfig.{name} must be in [0, 1], got {value}")
+        raise ConfigError(f"data.masks.{name} must be in [0, 1], got {value}")
 
 
 def validate_mask_config(config: TrainingMaskConfig) -> None:
@@ -49,22 +49,20 @@ def validate_mask_config(config: TrainingMaskConfig) -> None:
     _check_probability("full_mask_probability", config.full_mask_probability)
     _check_probability("invert_probability", config.invert_probability)
     if config.min_rectangles < 0:
-        raise ConfigError(
-            f"TrainingMaskConfig.min_rectangles must be >= 0, got {config.min_rectangles}"
-        )
+        raise ConfigError(f"data.masks.min_rectangles must be >= 0, got {config.min_rectangles}")
     if config.max_rectangles < config.min_rectangles:
         raise ConfigError(
-            "TrainingMaskConfig.max_rectangles must be >= min_rectangles, got "
+            "data.masks.max_rectangles must be >= min_rectangles, got "
             f"{config.max_rectangles} < {config.min_rectangles}"
         )
     if not 0.0 < config.min_size_fraction <= config.max_size_fraction <= 1.0:
         raise ConfigError(
-            "TrainingMaskConfig needs 0 < min_size_fraction <= max_size_fraction <= 1, got "
+            "data.masks needs 0 < min_size_fraction <= max_size_fraction <= 1, got "
             f"{config.min_size_fraction} and {config.max_size_fraction}"
         )
     if not 0.0 <= config.margin_fraction < 0.5:
         raise ConfigError(
-            f"TrainingMaskConfig.margin_fraction must be in [0, 0.5), got {config.margin_fraction}"
+            f"data.masks.margin_fraction must be in [0, 0.5), got {config.margin_fraction}"
         )
 
 

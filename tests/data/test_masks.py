@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from realfill.data import TrainingMaskConfig, random_training_mask
+from realfill.errors import ConfigError
 
 
 def draw(config: TrainingMaskConfig, seed: int, height: int = 48, width: int = 64) -> torch.Tensor:
@@ -128,8 +129,8 @@ def test_tiny_images_still_work() -> None:
         {"margin_fraction": 0.5},
     ],
 )
-def test_bad_config_raises_value_error(overrides: dict) -> None:
-    with pytest.raises(ValueError, match="TrainingMaskConfig"):
+def test_bad_config_is_a_config_error_naming_the_key(overrides: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^data\.masks"):
         TrainingMaskConfig(**overrides)
 
 
