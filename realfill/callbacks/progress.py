@@ -17,12 +17,17 @@ class StepProgressBar(TQDMProgressBar):
     sampling and ranking show their own bars below it.
     """
 
-    def __init__(self, refresh_rate: int = 1) -> None:
+    def __init__(self, refresh_rate: int = 1, metrics_every_n_steps: int | None = None) -> None:
         """
         Args:
             refresh_rate: Redraw the bar every this many optimizer steps.
+            metrics_every_n_steps: Update the loss beside the bar every this many optimizer
+                steps; default the trainer's `log_every_n_steps`, when the logger reads it
+                anyway. Reading it makes the host wait for the GPU to finish the step, instead
+                of queueing the next one meanwhile.
         """
         super().__init__(refresh_rate=refresh_rate)
+        self.metrics_every_n_steps = metrics_every_n_steps
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Lightning's `init_train_tqdm`, drawn at once with its total and starting step (not
@@ -50,7 +55,9 @@ class StepProgressBar(TQDMProgressBar):
             return
         if step % self.refresh_rate == 0 or step == bar.total:
             bar.n = step
-            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            every = self.metrics_every_n_steps or trainer.log_every_n_steps
+            if (every and step % every == 0) or step == bar.total:
+                bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.refresh()
         if step == bar.total:  # done before the end-of-fit sampling shows its own bars
             bar.close()

@@ -25,9 +25,14 @@ class Linear(L.LightningModule):
 
 
 def fit(
-    tmp_path, max_steps: int, accumulation: int, ckpt_path: str | None = None
+    tmp_path,
+    max_steps: int,
+    accumulation: int,
+    ckpt_path: str | None = None,
+    bar: StepProgressBar | None = None,
+    log_every_n_steps: int = 50,
 ) -> StepProgressBar:
-    bar = StepProgressBar()
+    bar = bar or StepProgressBar()
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=max_steps,
@@ -36,6 +41,7 @@ def fit(
         logger=False,
         default_root_dir=tmp_path,
         enable_model_summary=False,
+        log_every_n_steps=log_every_n_steps,
     )
     loader = DataLoader(torch.randn(6, 1), batch_size=2)  # epochs of 3 batches
     trainer.fit(Linear(), loader, ckpt_path=ckpt_path)
@@ -59,3 +65,23 @@ def test_a_resumed_fit_starts_the_bar_at_its_step(tmp_path, capsys):
     bar = fit(tmp_path, max_steps=5, accumulation=1, ckpt_path=str(checkpoint))
     assert (bar.train_progress_bar.initial, bar.train_progress_bar.n) == (3, 5)
     assert "0/5" not in capsys.readouterr().out
+
+
+class MetricsReadAt(StepProgressBar):
+    """Records the optimizer step at each read of the logged metrics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[int] = []
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        self.steps.append(trainer.global_step)
+        return super().get_metrics(trainer, pl_module)
+
+
+def test_the_loss_is_read_when_the_logger_reads_it_not_every_step(tmp_path, capsys):
+    """Reading a logged tensor waits for the GPU: every step, the host could not queue the
+    next step while the GPU runs this one."""
+    bar = fit(tmp_path, max_steps=7, accumulation=1, bar=MetricsReadAt(), log_every_n_steps=3)
+    assert bar.steps == [3, 6, 7]  # and the last step's loss
+    assert bar.train_progress_bar.n == 7
