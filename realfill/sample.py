@@ -25,7 +25,7 @@ from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.selection import SELECTION_ENTRIES, rank_share, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
-from realfill.io import check_replaceable, save_image, write_json
+from realfill.io import check_replaceable, save_images, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
 from realfill.modules.sampling import padded_batch, sampling_batch_size
 
@@ -106,9 +106,10 @@ class CandidateWriter(BasePredictionWriter):
         self.staging = staging
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
-        for candidate in prediction:
-            stem = self.staging / f"seed{candidate['seed']:05d}"
-            save_image(candidate["image"], stem.with_suffix(".png"))
+        stems = [self.staging / f"seed{candidate['seed']:05d}" for candidate in prediction]
+        images = [candidate["image"] for candidate in prediction]
+        save_images(images, [stem.with_suffix(".png") for stem in stems])
+        for stem, candidate in zip(stems, prediction, strict=True):
             write_json({"score": candidate["score"]}, stem.with_suffix(".json"))
 
 

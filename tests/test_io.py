@@ -3,11 +3,12 @@
 import os
 import stat
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from realfill.errors import OutputError
-from realfill.io import check_replaceable, save_image, staged_directory
+from realfill.io import check_replaceable, save_image, save_images, staged_directory
 
 OWNED = {"candidates", "scores.json"}
 
@@ -77,3 +78,17 @@ def test_outputs_get_the_modes_the_umask_gives(tmp_path, umask_022):
     save_image(Image.new("RGB", (2, 2)), out / "image.png")
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "image.png").stat().st_mode) == 0o644
+
+
+def test_save_images_writes_each_image_losslessly_to_its_own_path(tmp_path):
+    generator = np.random.default_rng(0)
+    images = [
+        Image.fromarray(generator.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for _ in range(5)
+    ]
+    paths = [tmp_path / f"seed{i:05d}.png" for i in range(5)]
+    save_images(images, paths)
+    for image, path in zip(images, paths, strict=True):
+        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(image))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no staging
+    with pytest.raises(ValueError, match="2 images for 1 paths"):
+        save_images(images[:2], paths[:1])

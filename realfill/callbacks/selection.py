@@ -1,6 +1,7 @@
 """Composite, score and rank candidates, and write them: the selection stage shared by the
 end-of-fit callback and the sample command."""
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.matchers import Matcher
 from realfill.callbacks.ranking import correspondence_score, rank
 from realfill.data import Scene
-from realfill.io import save_image, staged_directory, write_json
+from realfill.io import save_image, save_images, staged_directory, write_json
 
 SELECTION_ENTRIES = frozenset({"candidates", "ranked", "scores.json", "contact_sheet.png"})
 """What `write_selection` writes in its folder: a folder holding anything else is not replaced."""
@@ -67,11 +68,10 @@ def write_selection(
     with staged_directory(out_dir, SELECTION_ENTRIES) as staging:
         (staging / "candidates").mkdir()
         (staging / "ranked").mkdir()
-        for seed, image in zip(seeds, candidates, strict=True):
-            save_image(image, staging / "candidates" / f"seed{seed:05d}.png")
-        for record, i in zip(records[:keep], order, strict=False):
+        save_images(candidates, [staging / "candidates" / f"seed{s:05d}.png" for s in seeds])
+        for record in records[:keep]:
             name = f"rank{record.rank:02d}_seed{record.seed:05d}.png"
-            save_image(candidates[i], staging / "ranked" / name)
+            shutil.copyfile(staging / record.file, staging / "ranked" / name)
         write_json([asdict(record) for record in records], staging / "scores.json")
         captions = [f"#{r.rank} seed {r.seed}: {r.score} matches" for r in records]
         sheet = contact_sheet([candidates[i] for i in order], captions)
