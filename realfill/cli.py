@@ -78,10 +78,13 @@ def run_cli(
     """Parse the command line into `cli_class` and run `command` on it.
 
     Configs are merged first and interpolated after (`omegaconf+`), and docstrings become
-    `--help` text. A problem with the user's input ends with one line on stderr and exit
-    code 2, never a traceback.
+    `--help` text, headed by the command's module docstring. A problem with the user's input
+    ends with one line on stderr and exit code 2, never a traceback.
     """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    module = sys.modules[command.__module__]
+    name = module.__spec__.name if module.__spec__ else module.__name__  # not "__main__"
+    help_text = {"prog": f"python -m {name}", "description": module.__doc__}
     with exit_on_user_error(), warnings.catch_warnings():
         # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
@@ -89,7 +92,7 @@ def run_cli(
             RealFillModule,
             SceneDataModule,
             save_config_callback=save_config_callback,
-            parser_kwargs={"parser_mode": "omegaconf+"},
+            parser_kwargs={"parser_mode": "omegaconf+", **help_text},
             args=args,
             run=False,
             auto_configure_optimizers=False,  # RealFillModule configures its own

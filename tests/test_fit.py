@@ -252,6 +252,16 @@ def test_trainer_settings_lightning_refuses_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("realfill: error:")
 
 
+def test_help_names_the_command_and_documents_every_key(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, "--help"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: python -m realfill.fit ")
+    assert "fine-tune on a scene" in shown  # the module's docstring, not Lightning's line
+    assert "LoRA rank r: the width of the low-rank update" in shown  # a field's docstring
+
+
 def test_print_config_shows_the_papers_settings(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(REPO / "configs" / "realfill.yaml"), "--print_config"])
