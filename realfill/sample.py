@@ -219,13 +219,16 @@ def run(cli: SampleCLI) -> None:
     )
     trainer.callbacks.append(CandidateWriter(staging))
     start = time.perf_counter()
-    trainer.predict(sampler, return_predictions=False)
-    trainer.strategy.barrier()
-    if trainer.is_global_zero:
-        seeds, images, scores = collect(staging)
-        records = write_selection(out, images, seeds, scores, selection.keep)
-        shutil.rmtree(staging)
-        selection.report(out, records, time.perf_counter() - start)
+    try:
+        trainer.predict(sampler, return_predictions=False)
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            seeds, images, scores = collect(staging)
+            records = write_selection(out, images, seeds, scores, selection.keep)
+            selection.report(out, records, time.perf_counter() - start)
+    finally:  # also after Ctrl-C or a failure: no staged candidates left behind
+        if trainer.is_global_zero:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,6 +80,28 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"Best completion: {out / scores[0]['file']}" in printed
     assert "Sampling: 100%" in printed and "Predicting" not in printed
+
+
+def test_an_interrupted_sample_leaves_no_staged_candidates(run_dir, tmp_path, monkeypatch):
+    """Ctrl-C in the second batch: the first batch's staged files are removed, no output."""
+    predict = CandidateSampler.predict_step
+
+    def interrupted(self, seeds, batch_idx):
+        if batch_idx == 1:
+            raise KeyboardInterrupt
+        return predict(self, seeds, batch_idx)
+
+    monkeypatch.setattr(CandidateSampler, "predict_step", interrupted)
+    out = tmp_path / "out"
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores a second Ctrl-C from then on
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING]
+            sample([*config, "--num_samples=4", f"--out={out}"])
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert exit_info.value.code == 1
+    assert not list(tmp_path.glob(".*")) and not out.exists()
 
 
 def test_a_recorded_seed_reproduces_its_candidate_bit_for_bit(run_dir, tmp_path):
