@@ -13,6 +13,7 @@ from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.callbacks.selection import (
     SELECTION_ENTRIES,
     RankedCandidate,
+    matches_text,
     rank_share,
     score_candidates,
     write_selection,
@@ -199,8 +200,7 @@ class CompleteTarget(L.Callback):
             + (f": {split}" if split else "")
         )
         print(f"Completions: {out} ({count}, top {min(self.keep, len(records))} in ranked/)")
-        matches = "match" if best.score == 1 else "matches"
-        print(f"Best completion: {out / best.file} (seed {best.seed}, {best.score} {matches})")
+        print(f"Best completion: {out / best.file} (seed {best.seed}, {matches_text(best.score)})")
 
     def out_dir(self, trainer: L.Trainer) -> Path:
         """Where the completions go: `dirname` under the run dir."""

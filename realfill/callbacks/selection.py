@@ -28,6 +28,21 @@ class RankedCandidate:
     rank: int
     file: str
 
+    @property
+    def caption(self) -> str:
+        """How the candidate is captioned on the contact sheet and in W&B."""
+        return ranked_caption(self.rank, self.seed, self.score)
+
+
+def matches_text(score: int) -> str:
+    """A correspondence score in words: "1 match", "12 matches"."""
+    return f"{score} match" if score == 1 else f"{score} matches"
+
+
+def ranked_caption(rank: int, seed: int, score: int) -> str:
+    """ "#rank seed S: N matches", the caption of a ranked candidate."""
+    return f"#{rank} seed {seed}: {matches_text(score)}"
+
 
 def rank_share(seeds: Sequence[int], rank: int, world_size: int) -> list[int]:
     """The seeds process `rank` of `world_size` draws: every seed exactly once over all of
@@ -73,7 +88,6 @@ def write_selection(
             name = f"rank{record.rank:02d}_seed{record.seed:05d}.png"
             shutil.copyfile(staging / record.file, staging / "ranked" / name)
         write_json([asdict(record) for record in records], staging / "scores.json")
-        captions = [f"#{r.rank} seed {r.seed}: {r.score} matches" for r in records]
-        sheet = contact_sheet([candidates[i] for i in order], captions)
+        sheet = contact_sheet([candidates[i] for i in order], [r.caption for r in records])
         save_image(sheet, staging / "contact_sheet.png")
     return records

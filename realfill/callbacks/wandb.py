@@ -21,6 +21,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.loggers import WandbLogger
 
+from realfill.callbacks.selection import ranked_caption
 from realfill.modules.realfill import RealFillModule
 
 
@@ -31,7 +32,7 @@ def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
 
 def ranked_captions(records: list[dict[str, Any]]) -> list[str]:
     """Captions of scores.json records, as on the ranked contact sheet."""
-    return [f"#{r['rank']} seed {r['seed']}: {r['score']} matches" for r in records]
+    return [ranked_caption(r["rank"], r["seed"], r["score"]) for r in records]
 
 
 def read_yaml(path: Path) -> dict[str, Any] | None:

@@ -83,6 +83,7 @@ def flushed_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_pb
 
 def test_captions_carry_rank_seed_and_score():
     assert ranked_captions([{"rank": 1, "seed": 12, "score": 40}]) == ["#1 seed 12: 40 matches"]
+    assert ranked_captions([{"rank": 2, "seed": 3, "score": 1}]) == ["#2 seed 3: 1 match"]
 
 
 def test_offline_run_keeps_images_table_config_and_lora_artifact(fit_tiny, monkeypatch):
