@@ -40,7 +40,7 @@ def matches_text(score: int) -> str:
 
 
 def ranked_caption(rank: int, seed: int, score: int) -> str:
-    """ "#rank seed S: N matches", the caption of a ranked candidate."""
+    """The caption of a ranked candidate: "#rank seed S: N matches"."""
     return f"#{rank} seed {seed}: {matches_text(score)}"
 
 
