@@ -43,6 +43,7 @@ class Matcher(ABC):
         min_matches: int = 8,
         seed: int = 0,
         device: str = "auto",
+        cached_images: int = 32,
     ) -> None:
         """
         Args:
@@ -55,13 +56,16 @@ class Matcher(ABC):
             seed: RANSAC seed, so scores are reproducible.
             device: Where features are computed and verified: "auto" (the current GPU if
                 there is one, else the CPU), "cpu" or "cuda".
+            cached_images: Images whose features are kept (least recently used dropped): the
+                references and the candidate being scored. A scene with more references than
+                this minus one has each reference described again for every candidate.
         """
         auto = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(auto if device == "auto" else device)
         self.max_side = max_side
         self.min_matches = max(8, min_matches)
         self.cache: OrderedDict[bytes, tuple[Any, float]] = OrderedDict()
-        self.cache_size = 8
+        self.cache_size = max(2, cached_images)
         self.ransac = RANSAC(
             "fundamental_8pt", inl_th=ransac_threshold, max_samples=ransac_iterations, seed=seed
         )

@@ -89,3 +89,17 @@ def test_ransac_draws_at_most_its_budget_of_hypotheses_on_pure_outliers(monkeypa
     image = Image.new("RGB", (64, 64))
     matcher.match(image, image)
     assert 0 < sum(drawn) <= 1000
+
+
+def test_references_are_described_once_for_all_candidates_even_past_eight():
+    """Ten references and three candidates: 13 descriptions, not one per pair."""
+    scene = load_scene(EXAMPLE_SCENE)
+    references = [scene.references[0].rotate(angle) for angle in range(10)]
+    matcher = SIFTMatcher(num_features=64)
+    described = []
+    describe = matcher.describe
+    matcher.describe = lambda gray: described.append(gray.shape) or describe(gray)
+    for fill in (0, 128, 255):
+        candidate = Image.new("RGB", scene.target.size, (fill,) * 3)
+        correspondence_score(candidate, scene.mask, references, matcher)
+    assert len(described) == 13
