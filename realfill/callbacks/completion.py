@@ -247,9 +247,12 @@ class CompleteTarget(L.Callback):
 
 
 def gather_objects(trainer: L.Trainer, items: list) -> list:
-    """Every rank's `items`, concatenated, on every rank (the items themselves in one process)."""
+    """Every rank's `items`, concatenated, on global rank zero (the items themselves in one
+    process); an empty list elsewhere: only rank zero writes, so only it receives the images."""
     if trainer.world_size == 1 or not torch.distributed.is_initialized():
         return items
-    gathered: list[list | None] = [None] * trainer.world_size
-    torch.distributed.all_gather_object(gathered, items)
-    return [item for part in gathered for item in part]
+    gathered: list[list | None] | None = (
+        [None] * trainer.world_size if trainer.is_global_zero else None
+    )
+    torch.distributed.gather_object(items, gathered, dst=0)
+    return [item for part in gathered for item in part] if gathered is not None else []
