@@ -5,6 +5,7 @@ not installed) is *unavailable*: it is reported as such, with the reason, never 
 and the other metrics still run.
 """
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -105,7 +106,8 @@ def load_lpips(net: str, device: str) -> Scorer:
 
 
 class EmbeddingCosine:
-    """Whole-image similarity: the cosine of two images' embeddings from a transformers model."""
+    """Whole-image similarity: the cosine of two images' embeddings from a transformers model.
+    The ground truth is embedded once for all the candidates scored against it in a row."""
 
     def __init__(self, embed: Callable[[Image.Image], torch.Tensor]) -> None:
         """
@@ -113,9 +115,18 @@ class EmbeddingCosine:
             embed: Maps an RGB image to its embedding vector.
         """
         self.embed = embed
+        self.truth_key: bytes | None = None
+        self.truth_embedding: torch.Tensor | None = None
 
     def __call__(self, completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
-        return cosine_similarity(self.embed(completion), self.embed(truth))
+        return cosine_similarity(self.embed(completion), self.embedded_truth(truth))
+
+    def embedded_truth(self, truth: Image.Image) -> torch.Tensor:
+        """`truth`'s embedding, computed again only when another image comes (by content)."""
+        key = hashlib.blake2b(truth.tobytes() + repr((truth.mode, truth.size)).encode()).digest()
+        if key != self.truth_key:
+            self.truth_key, self.truth_embedding = key, self.embed(truth)
+        return self.truth_embedding
 
 
 def load_dino(source: str, device: str) -> Scorer:

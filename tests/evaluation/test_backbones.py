@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from realfill.evaluation.backbones import METRICS, MetricSettings, MetricSuite
+from realfill.evaluation.backbones import METRICS, EmbeddingCosine, MetricSettings, MetricSuite
 from realfill.evaluation.report import candidates_csv, format_value, markdown_table, mean
 from realfill.evaluation.results import CandidateResult
 
@@ -106,3 +106,20 @@ def test_unavailable_values_are_written_as_unavailable():
 def test_unknown_metric_settings_are_rejected():
     with pytest.raises(ValueError, match="dino_modle"):
         MetricSettings.from_mapping({"dino_modle": "x"})
+
+
+def test_embedding_cosine_embeds_a_ground_truth_once_for_its_candidates():
+    embedded = []
+
+    def embed(image: Image.Image) -> torch.Tensor:
+        embedded.append(image.getpixel((0, 0)))
+        return torch.tensor([[float(image.getpixel((0, 0))[0]), 1.0]])
+
+    score = EmbeddingCosine(embed)
+    truth, other_truth = Image.new("RGB", (4, 4), (9, 0, 0)), Image.new("RGB", (4, 4), (5, 0, 0))
+    candidates = [Image.new("RGB", (4, 4), (value, 0, 0)) for value in (1, 2, 9)]
+    values = [score(candidate, truth, truth) for candidate in candidates]
+    assert values[2] == pytest.approx(1.0) and values[0] < values[1] < values[2]
+    assert len(embedded) == 4  # three candidates and one ground truth
+    score(candidates[0], other_truth, other_truth)
+    assert len(embedded) == 6  # another ground truth is embedded anew
