@@ -31,17 +31,19 @@ def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str) -> None:
     pl_module.base_model.pipeline(scheduler)
 
 
-def check_sampling_settings(
+def sampling_settings(
     owner: str,
     num_inference_steps: int,
     scheduler: str,
+    guidance_scale: float,
     batch_size: int,
     resolution: int | None,
     feather_dilation: int,
     feather_blur: int,
-) -> None:
-    """A `ConfigError` naming `owner` and the setting if a sampling or compositing setting
-    cannot work: raised when the callback is built, not after the fit's training."""
+) -> dict:
+    """The keyword arguments of `RealFillModule.generate` for a sampling callback's settings,
+    checked: a `ConfigError` naming `owner` and the setting if a sampling or compositing
+    setting cannot work, raised when the callback is built, not after the fit's training."""
     scheduler_class(scheduler)
     counts = {"num_inference_steps": num_inference_steps, "batch_size": batch_size}
     sizes = {"feather_dilation": feather_dilation, "feather_blur": feather_blur}
@@ -53,6 +55,12 @@ def check_sampling_settings(
     for name, value in sizes.items():
         if value < 0:
             raise ConfigError(f"{owner}: {name} must be >= 0, got {value}")
+    return {
+        "num_inference_steps": num_inference_steps,
+        "scheduler": scheduler,
+        "guidance_scale": guidance_scale,
+        "batch_size": batch_size,
+    }
 
 
 def composited_completions(
@@ -125,10 +133,11 @@ class CompleteTarget(L.Callback):
             raise ConfigError(f"CompleteTarget: num_samples must be >= 1, got {num_samples}")
         if keep is not None and keep < 0:
             raise ConfigError(f"CompleteTarget: keep must be >= 0, got {keep}")
-        check_sampling_settings(
+        self.sampling = sampling_settings(
             "CompleteTarget",
             num_inference_steps,
             scheduler,
+            guidance_scale,
             batch_size,
             resolution,
             feather_dilation,
@@ -137,12 +146,6 @@ class CompleteTarget(L.Callback):
         self.num_samples = num_samples
         self.keep = keep if keep is not None else math.ceil(num_samples / 4)
         self.seed = seed
-        self.sampling = {
-            "num_inference_steps": num_inference_steps,
-            "scheduler": scheduler,
-            "guidance_scale": guidance_scale,
-            "batch_size": batch_size,
-        }
         self.resolution = resolution
         self.feather_dilation = feather_dilation
         self.feather_blur = feather_blur

@@ -9,8 +9,8 @@ from PIL import Image
 
 from realfill.callbacks.completion import (
     check_sampling_scheduler,
-    check_sampling_settings,
     composited_completions,
+    sampling_settings,
 )
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.wandb import wandb_loggers
@@ -75,10 +75,11 @@ class PeriodicSampling(L.Callback):
             raise ConfigError(f"PeriodicSampling: every_n_steps must be >= 1, got {every_n_steps}")
         if len(seeds) == 0:
             raise ConfigError("PeriodicSampling: seeds must name at least one seed")
-        check_sampling_settings(
+        self.sampling = sampling_settings(
             "PeriodicSampling",
             num_inference_steps,
             scheduler,
+            guidance_scale,
             batch_size,
             resolution,
             feather_dilation,
@@ -86,12 +87,6 @@ class PeriodicSampling(L.Callback):
         )
         self.every_n_steps = every_n_steps
         self.seeds = [int(seed) for seed in seeds]
-        self.sampling = {
-            "num_inference_steps": num_inference_steps,
-            "scheduler": scheduler,
-            "guidance_scale": guidance_scale,
-            "batch_size": batch_size,
-        }
         self.resolution = resolution
         self.feather_dilation = feather_dilation
         self.feather_blur = feather_blur
