@@ -290,6 +290,8 @@ def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path, run_
         "--trainer.strategy=ddp",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "torchvision" not in result.stderr  # transformers' notice of processors never used
+    assert "litlogger" not in result.stdout + result.stderr  # Lightning's advertisement
     assert result.stdout.count("Run dir:") == 1
     assert result.stdout.count("LoRA:") == 1
     assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
