@@ -190,8 +190,8 @@ class CompleteTarget(L.Callback):
         seconds: float,
         stages: dict[str, float] | None = None,
     ) -> None:
-        """Say how fast the candidates came (by stage, when given) and where they and the best
-        one are."""
+        """Say how fast the candidates came (by stage, when given), where they and the best
+        one are, and when no candidate matched at all, so that the order means nothing."""
         best = records[0]
         rate = 60 * len(records) / max(seconds, 1e-9)
         split = ", ".join(
@@ -204,6 +204,11 @@ class CompleteTarget(L.Callback):
         )
         print(f"Completions: {out} ({count}, top {min(self.keep, len(records))} in ranked/)")
         print(f"Best completion: {out / best.file} (seed {best.seed}, {matches_text(best.score)})")
+        if best.score == 0:
+            print(
+                "No candidate's fill matched the references, so ranked/ holds the lowest seeds, "
+                "not a selection (match_margin also counts matches on the hole's rim)"
+            )
 
     def out_dir(self, trainer: L.Trainer) -> Path:
         """Where the completions go: `dirname` under the run dir."""
