@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from PIL import Image
 
-from realfill.callbacks.compositing import composite
+from realfill.callbacks.compositing import FeatheredComposite
 from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.callbacks.selection import (
     SELECTION_ENTRIES,
@@ -78,9 +78,8 @@ def composited_completions(
     raw = pl_module.generate(
         scene.target, scene.mask, seeds, resolution=resolution, progress=progress, **sampling
     )
-    return [
-        composite(image, scene.target, scene.mask, feather_dilation, feather_blur) for image in raw
-    ]
+    paste = FeatheredComposite(scene.target, scene.mask, feather_dilation, feather_blur)
+    return [paste(image) for image in raw]
 
 
 class CompleteTarget(L.Callback):

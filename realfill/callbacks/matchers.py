@@ -19,16 +19,19 @@ from PIL import Image
 from realfill.errors import ModelLoadError
 
 Correspondences = tuple[torch.Tensor, torch.Tensor]
+Described = tuple[Any, float]
+"""An image's features at the matching size, and the scale from its own pixels to that size."""
 
 
 def grayscale_tensor(image: Image.Image, max_side: int) -> tuple[torch.Tensor, float]:
     """A [1, 1, H, W] float image in [0, 1], shrunk so its longer side is at most `max_side`,
     and the scale applied (to map keypoints back to the image's own pixels)."""
+    gray_image = image.convert("L")  # before shrinking: a third of the resampling work
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BICUBIC)
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        gray_image = gray_image.resize(size, Image.Resampling.BICUBIC)
+    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
     return torch.from_numpy(gray)[None, None], scale
 
 
@@ -64,7 +67,7 @@ class Matcher(ABC):
         self.device = torch.device(auto if device == "auto" else device)
         self.max_side = max_side
         self.min_matches = max(8, min_matches)
-        self.cache: OrderedDict[bytes, tuple[Any, float]] = OrderedDict()
+        self.cache: OrderedDict[bytes, Described] = OrderedDict()
         self.cache_size = max(2, cached_images)
         self.ransac = RANSAC(
             "fundamental_8pt", inl_th=ransac_threshold, max_samples=ransac_iterations, seed=seed
@@ -79,24 +82,29 @@ class Matcher(ABC):
     def tentative_matches(self, features_a: Any, features_b: Any) -> Correspondences:
         """Matched keypoints (x, y) of two images' features, before verification."""
 
-    def described(self, image: Image.Image) -> tuple[Any, float]:
-        """Features and scale of an image, cached by content: references are described once,
-        not once per candidate."""
+    def features(self, image: Image.Image) -> Described:
+        """Features of an image at the matching size, and the scale applied (uncached: for an
+        image seen once, such as a candidate)."""
+        gray, scale = grayscale_tensor(image, self.max_side)
+        return self.describe(gray.to(self.device)), scale
+
+    def described(self, image: Image.Image) -> Described:
+        """`features`, cached by content: an image met again (a reference, for every candidate
+        or sampling round) is described once."""
         key = hashlib.blake2b(image.tobytes() + repr(image.size).encode()).digest()
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        gray, scale = grayscale_tensor(image, self.max_side)
-        self.cache[key] = (self.describe(gray.to(self.device)), scale)
+        self.cache[key] = self.features(image)
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return self.cache[key]
 
     @torch.no_grad()
-    def match(self, image_a: Image.Image, image_b: Image.Image) -> Correspondences:
-        """Verified correspondences, as (N, 2) keypoints in each image's own pixel coordinates."""
-        features_a, scale_a = self.described(image_a)
-        features_b, scale_b = self.described(image_b)
+    def verified(self, described_a: Described, described_b: Described) -> Correspondences:
+        """Verified correspondences between two described images, as (N, 2) keypoints in
+        each image's own pixel coordinates."""
+        (features_a, scale_a), (features_b, scale_b) = described_a, described_b
         points_a, points_b = self.tentative_matches(features_a, features_b)
         if len(points_a) < self.min_matches:
             empty = torch.zeros(0, 2)
@@ -105,6 +113,10 @@ class Matcher(ABC):
         inliers = inliers.bool()
         points_a, points_b = points_a[inliers].float().cpu(), points_b[inliers].float().cpu()
         return points_a / scale_a, points_b / scale_b
+
+    def match(self, image_a: Image.Image, image_b: Image.Image) -> Correspondences:
+        """Verified correspondences between two images (each described once, by content)."""
+        return self.verified(self.described(image_a), self.described(image_b))
 
 
 class SIFTMatcher(Matcher):
@@ -128,14 +140,12 @@ class SIFTMatcher(Matcher):
             **kwargs: `Matcher` settings (max_side, ransac_threshold, ...).
         """
         super().__init__(**kwargs)
-        self.features = KF.SIFTFeature(
-            num_features=num_features, descriptor_backend=descriptor_backend
-        )
-        self.features.eval().to(self.device)
+        self.sift = KF.SIFTFeature(num_features=num_features, descriptor_backend=descriptor_backend)
+        self.sift.eval().to(self.device)
         self.ratio = ratio
 
     def describe(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lafs, _, descriptors = self.features(gray)
+        lafs, _, descriptors = self.sift(gray)
         return lafs, descriptors
 
     def tentative_matches(self, features_a: Any, features_b: Any) -> Correspondences:

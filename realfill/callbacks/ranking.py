@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
 from realfill.callbacks.compositing import mask_to_tensor
 from realfill.callbacks.matchers import Matcher
@@ -32,19 +33,29 @@ def count_in_region(points: torch.Tensor, region: torch.Tensor) -> int:
     return int(region[y, x].sum())
 
 
-def correspondence_score(
-    candidate: Image.Image,
+def correspondence_scores(
+    candidates: Sequence[Image.Image],
     mask: Image.Image,
     references: Sequence[Image.Image],
     matcher: Matcher,
     margin: int = 0,
-) -> int:
-    """Verified matches between a candidate's filled region (plus a margin) and the
-    references, summed over the references."""
+    progress: bool = False,
+) -> list[int]:
+    """Per candidate, the verified matches between its filled region (plus a margin) and the
+    references, summed over the references. The region and the references' features are
+    computed once for all candidates; each candidate is described once."""
     region = scoring_region(mask, margin)
-    return sum(
-        count_in_region(matcher.match(candidate, reference)[0], region) for reference in references
-    )
+    described_references = [matcher.described(reference) for reference in references]
+    scores = []
+    for candidate in tqdm(candidates, desc="Ranking", unit="candidate", disable=not progress):
+        described = matcher.features(candidate)
+        scores.append(
+            sum(
+                count_in_region(matcher.verified(described, reference)[0], region)
+                for reference in described_references
+            )
+        )
+    return scores
 
 
 def rank(scores: Sequence[float]) -> list[int]:

@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.matchers import Matcher
-from realfill.callbacks.ranking import correspondence_score, rank
+from realfill.callbacks.ranking import correspondence_scores, rank
 from realfill.data import Scene
 from realfill.io import save_image, save_images, staged_directory, write_json
 
@@ -58,10 +57,9 @@ def score_candidates(
     progress: bool = True,
 ) -> list[int]:
     """Correspondence score of each composited candidate against the scene's references."""
-    return [
-        correspondence_score(candidate, scene.mask, scene.references, matcher, margin)
-        for candidate in tqdm(candidates, desc="Ranking", unit="candidate", disable=not progress)
-    ]
+    return correspondence_scores(
+        candidates, scene.mask, scene.references, matcher, margin, progress
+    )
 
 
 def write_selection(

@@ -7,7 +7,12 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from realfill.callbacks.compositing import composite, feather_mask, mask_to_tensor
+from realfill.callbacks.compositing import (
+    FeatheredComposite,
+    composite,
+    feather_mask,
+    mask_to_tensor,
+)
 
 HEIGHT, WIDTH = 24, 32
 
@@ -144,6 +149,26 @@ def test_generated_at_another_size_is_resized_bicubic_before_pasting():
     assert np.array_equal(out[alpha == 1.0], resized[alpha == 1.0])
     far = chebyshev_distance(mask) > 2
     assert np.array_equal(out[far], np.asarray(target)[far])
+
+
+def full_blend(generated, target, mask: np.ndarray, dilation: int, blur: int) -> np.ndarray:
+    """The whole-image float32 blend, written out: what a prepared composite must give."""
+    resized = generated.resize(target.size, Image.Resampling.BICUBIC)
+    alpha = feather_mask(torch.from_numpy(mask), dilation=dilation, blur=blur).numpy()[..., None]
+    sample, kept = np.asarray(resized, np.float32), np.asarray(target, np.float32)
+    return np.clip(np.rint(sample * alpha + kept * (1.0 - alpha)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", list(MASKS))
+def test_a_composite_prepared_once_gives_each_sample_the_full_blends_bytes(name):
+    target = noise_image(8)
+    paste = FeatheredComposite(target, to_image(MASKS[name]), dilation=2, blur=3)
+    for seed in (9, 10):
+        sample = noise_image(seed, size=(40, 30))
+        assert np.array_equal(
+            np.asarray(paste(sample)), full_blend(sample, target, MASKS[name], 2, 3)
+        )
+    assert np.array_equal(np.asarray(paste(target)), np.asarray(target))
 
 
 def test_mask_of_the_wrong_size_is_rejected_with_both_sizes():

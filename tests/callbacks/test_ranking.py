@@ -10,7 +10,7 @@ from PIL import Image
 from realfill.callbacks.compositing import composite
 from realfill.callbacks.matchers import LoFTRMatcher, SIFTMatcher
 from realfill.callbacks.ranking import (
-    correspondence_score,
+    correspondence_scores,
     count_in_region,
     rank,
     scoring_region,
@@ -33,12 +33,9 @@ def test_true_content_ranks_above_noise_blur_and_flat_fills(descriptor_backend):
         "blurred": truth.resize((truth.width // 8, truth.height // 8)).resize(truth.size),
     }
     matcher = SIFTMatcher(descriptor_backend=descriptor_backend)
-    scores = {
-        name: correspondence_score(
-            composite(fill, scene.target, scene.mask), scene.mask, scene.references, matcher
-        )
-        for name, fill in fills.items()
-    }
+    candidates = [composite(fill, scene.target, scene.mask) for fill in fills.values()]
+    scored = correspondence_scores(candidates, scene.mask, scene.references, matcher)
+    scores = dict(zip(fills, scored, strict=True))
     assert rank(list(scores.values()))[0] == 0, scores
     assert scores["truth"] > 4 * max(scores["noise"], scores["flat"], scores["blurred"]), scores
 
@@ -99,7 +96,7 @@ def test_references_are_described_once_for_all_candidates_even_past_eight():
     described = []
     describe = matcher.describe
     matcher.describe = lambda gray: described.append(gray.shape) or describe(gray)
-    for fill in (0, 128, 255):
+    for fill in (0, 128, 255):  # one candidate per call, as periodic sampling would
         candidate = Image.new("RGB", scene.target.size, (fill,) * 3)
-        correspondence_score(candidate, scene.mask, references, matcher)
+        correspondence_scores([candidate], scene.mask, references, matcher)
     assert len(described) == 13
