@@ -17,7 +17,6 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from realfill.callbacks.completion import CompleteTarget
@@ -189,14 +188,14 @@ class SampleCLI(SceneCLI):
         )
 
 
-def collect(staging: Path) -> tuple[list[int], list[Image.Image], list[int]]:
-    """Seeds, candidates and scores written by every process, in seed order."""
-    seeds, images, scores = [], [], []
+def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
+    """Seeds, candidate files and scores written by every process, in seed order."""
+    seeds, files, scores = [], [], []
     for path in sorted(staging.glob("seed*.png")):
         seeds.append(int(path.stem.removeprefix("seed")))
-        images.append(Image.open(path).convert("RGB"))
+        files.append(path)
         scores.append(json.loads(path.with_suffix(".json").read_text())["score"])
-    return seeds, images, scores
+    return seeds, files, scores
 
 
 def run(cli: SampleCLI) -> None:
@@ -223,8 +222,8 @@ def run(cli: SampleCLI) -> None:
         trainer.predict(sampler, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
-            seeds, images, scores = collect(staging)
-            records = write_selection(out, images, seeds, scores, selection.keep)
+            seeds, files, scores = collect(staging)
+            records = write_selection(out, files, seeds, scores, selection.keep)
             selection.report(out, records, time.perf_counter() - start)
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
         if trainer.is_global_zero:

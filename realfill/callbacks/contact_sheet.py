@@ -25,10 +25,19 @@ def grid_shape(count: int, columns: int | None = None) -> tuple[int, int]:
     return columns, math.ceil(count / columns)
 
 
+THUMBNAIL_REDUCING_GAP = 3.0
+"""Pillow's `reducing_gap` for thumbnails: a large image is first shrunk by a whole factor
+(box filter) to within this factor of the thumbnail, then resampled; Pillow calls the result
+practically indistinguishable from resampling the full image, at a fraction of the work (a
+12-megapixel photo's tile)."""
+
+
 def thumbnail(image: Image.Image, width: int) -> Image.Image:
     """``image`` as RGB scaled to ``width`` pixels wide, aspect ratio kept (height >= 1)."""
     height = max(1, round(image.height * width / image.width))
-    return image.convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+    return image.convert("RGB").resize(
+        (width, height), Image.Resampling.BICUBIC, reducing_gap=THUMBNAIL_REDUCING_GAP
+    )
 
 
 def fit_caption(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:

@@ -64,13 +64,14 @@ def score_candidates(
 
 def write_selection(
     out_dir: Path,
-    candidates: Sequence[Image.Image],
+    candidates: Sequence[Image.Image | Path],
     seeds: Sequence[int],
     scores: Sequence[int],
     keep: int,
 ) -> list[RankedCandidate]:
     """Write candidates/, ranked/ (the top `keep`), scores.json and a ranked contact sheet,
-    replacing `out_dir` as a whole only once everything is written."""
+    replacing `out_dir` as a whole only once everything is written. A candidate is an image,
+    or the PNG file it is already written to (copied, not encoded again)."""
     order = rank(scores)
     records = [
         RankedCandidate(
@@ -81,11 +82,19 @@ def write_selection(
     with staged_directory(out_dir, SELECTION_ENTRIES) as staging:
         (staging / "candidates").mkdir()
         (staging / "ranked").mkdir()
-        save_images(candidates, [staging / "candidates" / f"seed{s:05d}.png" for s in seeds])
+        files = [staging / "candidates" / f"seed{s:05d}.png" for s in seeds]
+        pairs = list(zip(candidates, files, strict=True))
+        images = [(c, f) for c, f in pairs if isinstance(c, Image.Image)]
+        save_images([c for c, _ in images], [f for _, f in images])
+        for candidate, file in pairs:
+            if isinstance(candidate, Path):
+                shutil.copyfile(candidate, file)
         for record in records[:keep]:
             name = f"rank{record.rank:02d}_seed{record.seed:05d}.png"
             shutil.copyfile(staging / record.file, staging / "ranked" / name)
         write_json([asdict(record) for record in records], staging / "scores.json")
-        sheet = contact_sheet([candidates[i] for i in order], [r.caption for r in records])
+        shown = [candidates[i] for i in order]
+        tiles = [Image.open(c) if isinstance(c, Path) else c for c in shown]
+        sheet = contact_sheet(tiles, [r.caption for r in records])
         save_image(sheet, staging / "contact_sheet.png")
     return records
