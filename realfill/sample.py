@@ -26,7 +26,6 @@ from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
 from realfill.io import check_replaceable, save_images, write_json
 from realfill.modules.realfill import RealFillModule, compute_dtype
-from realfill.modules.sampling import padded_batch, sampling_batch_size
 
 PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
@@ -77,19 +76,14 @@ class CandidateSampler(L.LightningModule):
         return DataLoader(torch.tensor(mine), batch_size=self.selection.sampling["batch_size"])
 
     def predict_step(self, seeds: torch.Tensor, batch_idx: int) -> list[dict]:
-        """The batch's candidates, composited and scored. A denoiser compiled for sampling is
-        specialized to its batch: the last, partial batch is padded (see `padded_batch`) and
-        its extra candidates dropped, rather than compiled for a second batch size."""
+        """The batch's candidates, composited and scored (a compiled denoiser samples the
+        last, partial batch padded, see `generate`)."""
         seeds = [int(seed) for seed in seeds]
         if not seeds:
             return []
-        drawn = seeds
-        if self.model.hparams.compile_sampling:
-            batch_size = sampling_batch_size(self.selection.sampling["batch_size"], self.device)
-            drawn = padded_batch(seeds, batch_size)
         images = self.selection.candidates(
-            self.model, self.scene, drawn, self.resolution, progress=False
-        )[: len(seeds)]
+            self.model, self.scene, seeds, self.resolution, progress=False
+        )
         scores = self.selection.scores(images, self.scene, progress=False)
         return [
             {"seed": s, "image": im, "score": sc}

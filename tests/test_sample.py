@@ -255,13 +255,12 @@ def test_a_process_left_without_seeds_gets_one_empty_batch_and_draws_nothing():
 
 
 def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(monkeypatch):
-    from realfill import sample as sample_module
     from realfill.data import load_scene
     from realfill.modules import RealFillModule, TinyStableDiffusionInpainting
     from realfill.modules import sampling as sampling_module
 
-    for module in (sample_module, sampling_module):  # batches on the CPU, as on a GPU
-        monkeypatch.setattr(module, "sampling_batch_size", lambda requested, device: requested)
+    # batches on the CPU, as on a GPU
+    monkeypatch.setattr(sampling_module, "sampling_batch_size", lambda requested, device: requested)
     model = RealFillModule(
         TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
     )

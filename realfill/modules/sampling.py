@@ -163,9 +163,9 @@ def generate(
     `merge_adapters` the denoiser samples with its LoRA folded into its weights (see
     `merged_adapters`): the same function, fewer kernels per step. With `compile_denoiser` the
     denoiser runs under torch.compile (`compile_backend`, `compile_mode`), compiled for sampling
-    at the first call and reused by the next (a partial last batch is padded to the batch size,
-    see `padded_batch`); otherwise, and for every other module, eagerly, whatever was compiled
-    for training.
+    at the first call and reused by the next (every batch, the last and a call with fewer seeds
+    included, is padded to `batch_size`, see `padded_batch`); otherwise, and for every other
+    module, eagerly, whatever was compiled for training.
     """
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -175,7 +175,9 @@ def generate(
     base_model.eval()
     results: list[Image.Image] = []
     device = next(base_model.parameters()).device
-    batch_size = max(1, min(sampling_batch_size(batch_size, device), len(seeds)))
+    batch_size = max(1, sampling_batch_size(batch_size, device))
+    if not compile_denoiser:  # a compiled denoiser samples whole batches, padded
+        batch_size = min(batch_size, len(seeds))
     try:
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
         compiling = (

@@ -215,3 +215,13 @@ def test_compiled_sampling_pads_a_partial_last_batch_instead_of_compiling_again(
     _, graphs_of_one_batch = graphs_for([0, 1])
     # seed 2 is sampled beside a repeat that is dropped, by the graphs of the first batch
     assert graphs_for([0, 1, 2]) == (3, graphs_of_one_batch)
+
+    drawn = []  # fewer seeds than a batch (a rank's share of a few): padded too
+    generators = sampling_module.candidate_generators
+    monkeypatch.setattr(
+        sampling_module,
+        "candidate_generators",
+        lambda seeds, device: drawn.append(list(seeds)) or generators(seeds, device),
+    )
+    assert graphs_for([5]) == (1, graphs_of_one_batch)
+    assert drawn == [[5, 5]]
