@@ -26,12 +26,11 @@ Described = tuple[Any, float]
 def grayscale_tensor(image: Image.Image, max_side: int) -> tuple[torch.Tensor, float]:
     """A [1, 1, H, W] float image in [0, 1], shrunk so its longer side is at most `max_side`,
     and the scale applied (to map keypoints back to the image's own pixels)."""
-    gray_image = image.convert("L")  # before shrinking: a third of the resampling work
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        gray_image = gray_image.resize(size, Image.Resampling.BICUBIC)
-    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     return torch.from_numpy(gray)[None, None], scale
 
 
@@ -82,6 +81,7 @@ class Matcher(ABC):
     def tentative_matches(self, features_a: Any, features_b: Any) -> Correspondences:
         """Matched keypoints (x, y) of two images' features, before verification."""
 
+    @torch.no_grad()
     def features(self, image: Image.Image) -> Described:
         """Features of an image at the matching size, and the scale applied (uncached: for an
         image seen once, such as a candidate)."""
