@@ -6,6 +6,10 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
+COMPILING_NOTE = "compiling the first step: minutes, seconds with a warm torch.compile cache"
+"""Shown beside the bar until the first step of a fit that torch.compiles is done: on a GPU
+it takes 2 to 4.5 minutes cold, and a bar stuck at 0 would look hung."""
+
 
 class StepProgressBar(TQDMProgressBar):
     """The fit's progress as optimizer steps out of `trainer.max_steps`, with the loss beside it;
@@ -31,7 +35,7 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Lightning's `init_train_tqdm`, drawn at once with its total and starting step (not
-        first as "0/?")."""
+        first as "0/?"), saying so when the first step compiles (`COMPILING_NOTE`)."""
         self.train_progress_bar = Tqdm(
             desc=self.train_description,
             total=convert_inf(trainer.estimated_stepping_batches),
@@ -44,6 +48,8 @@ class StepProgressBar(TQDMProgressBar):
             smoothing=0,
             bar_format=self.BAR_FORMAT,
         )
+        if getattr(pl_module, "compiles_for_training", False):
+            self.train_progress_bar.set_postfix_str(COMPILING_NOTE)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_) -> None:
         """The bar spans every epoch: nothing restarts."""
@@ -53,6 +59,8 @@ class StepProgressBar(TQDMProgressBar):
         step = trainer.global_step
         if bar.disable or step == bar.n:  # an accumulation micro-batch: no optimizer step yet
             return
+        if bar.postfix == COMPILING_NOTE:  # the first step, compiled, is done
+            bar.set_postfix_str("", refresh=False)
         if step % self.refresh_rate == 0 or step == bar.total:
             bar.n = step
             every = self.metrics_every_n_steps or trainer.log_every_n_steps

@@ -175,6 +175,11 @@ class RealFillModule(L.LightningModule):
             self.base_model.compile_encoders(backend, mode)
 
     @property
+    def compiles_for_training(self) -> bool:
+        """Whether fit's first step compiles (the progress bar says so meanwhile)."""
+        return self.hparams.compile_denoiser or self.hparams.compile_encoders
+
+    @property
     def uses_cuda_graphs(self) -> bool:
         """Whether the compile mode records CUDA graphs (whose outputs the next step reuses)."""
         return self.hparams.compile_mode in CUDA_GRAPH_MODES

@@ -31,6 +31,7 @@ def fit(
     ckpt_path: str | None = None,
     bar: StepProgressBar | None = None,
     log_every_n_steps: int = 50,
+    module: L.LightningModule | None = None,
 ) -> StepProgressBar:
     bar = bar or StepProgressBar()
     trainer = L.Trainer(
@@ -44,7 +45,7 @@ def fit(
         log_every_n_steps=log_every_n_steps,
     )
     loader = DataLoader(torch.randn(6, 1), batch_size=2)  # epochs of 3 batches
-    trainer.fit(Linear(), loader, ckpt_path=ckpt_path)
+    trainer.fit(module or Linear(), loader, ckpt_path=ckpt_path)
     return bar
 
 
@@ -85,3 +86,18 @@ def test_the_loss_is_read_when_the_logger_reads_it_not_every_step(tmp_path, caps
     bar = fit(tmp_path, max_steps=7, accumulation=1, bar=MetricsReadAt(), log_every_n_steps=3)
     assert bar.steps == [3, 6, 7]  # and the last step's loss
     assert bar.train_progress_bar.n == 7
+
+
+class CompiledLinear(Linear):
+    """Says, as RealFillModule does, that its first step compiles."""
+
+    compiles_for_training = True
+
+
+def test_the_bar_says_the_first_step_compiles_until_it_is_done(tmp_path, capsys):
+    bar = fit(tmp_path, max_steps=3, accumulation=1, module=CompiledLinear())
+    assert "compiling the first step" in capsys.readouterr().out
+    assert "compiling" not in bar.train_progress_bar.postfix
+
+    fit(tmp_path / "plain", max_steps=3, accumulation=1)
+    assert "compiling" not in capsys.readouterr().out
