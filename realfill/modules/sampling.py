@@ -135,6 +135,10 @@ def compiled_denoiser(
         denoiser._compiled_call_impl = None
 
 
+FIRST_BATCH_COMPILES = "the first batch compiles if its shapes are new: minutes"
+"""Shown beside the sampling bar of a compiled denoiser until its first batch is done."""
+
+
 @torch.no_grad()
 def generate(
     base_model: InpaintingBaseModel,
@@ -186,6 +190,8 @@ def generate(
             else nullcontext()
         )
         bar = tqdm(total=len(seeds), desc="Sampling", unit="candidate", disable=not progress)
+        if compile_denoiser:  # cleared after the first batch
+            bar.set_postfix_str(FIRST_BATCH_COMPILES)
         with eager(base_model), merging, in_frozen_dtype(base_model), compiling, bar:
             for start in range(0, len(seeds), batch_size):
                 chunk = list(seeds[start : start + batch_size])
@@ -202,6 +208,7 @@ def generate(
                     **base_model.pipeline_arguments(),
                 )
                 results.extend(output.images[: len(chunk)])
+                bar.set_postfix_str("", refresh=False)
                 bar.update(len(chunk))
     finally:
         base_model.train(was_training)

@@ -225,3 +225,16 @@ def test_compiled_sampling_pads_a_partial_last_batch_instead_of_compiling_again(
     )
     assert graphs_for([5]) == (1, graphs_of_one_batch)
     assert drawn == [[5, 5]]
+
+
+def test_a_compiled_samplers_bar_says_its_first_batch_may_compile(capsys):
+    from realfill.modules import TinyStableDiffusionInpainting
+
+    module = RealFillModule(
+        TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
+    )
+    module.generate(*scene(), [0, 1], resolution=RESOLUTION, num_inference_steps=1, batch_size=1)
+    bars = capsys.readouterr().err
+    assert "the first batch compiles" in bars
+    final = bars.rstrip().split("\r")[-1]
+    assert "2/2" in final and "compiles" not in final  # cleared after the first batch
