@@ -217,7 +217,7 @@ def run(cli: SampleCLI) -> None:
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             seeds, files, scores = collect(staging)
-            records = write_selection(out, files, seeds, scores, selection.keep)
+            records = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
             selection.report(out, records, time.perf_counter() - start)
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
         if trainer.is_global_zero:

@@ -25,7 +25,7 @@ def write_completion(
     """Write one deterministic completion as candidate seed 0, selected, with its
     correspondence score: `candidates/`, `ranked/`, `scores.json`, `contact_sheet.png`."""
     scores = score_candidates([completion], scene, matcher or SIFTMatcher(), MATCH_MARGIN, False)
-    return write_selection(out, [completion], [0], scores, keep=1)
+    return write_selection(out, [completion], [0], scores, keep=1, scene=scene)
 
 
 __all__ = ["IMAGE_BASELINES", "GeometricBaseline", "OpenCVInpaint", "write_completion"]

@@ -244,7 +244,7 @@ class CompleteTarget(L.Callback):
             return
         seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
         out = self.out_dir(trainer)
-        records = write_selection(out, candidates, seeds, scores, self.keep)
+        records = write_selection(out, candidates, seeds, scores, self.keep, datamodule.scene)
         self.stage_seconds = {
             "sampling_and_compositing": sampled - start,
             "ranking": ranked - sampled,

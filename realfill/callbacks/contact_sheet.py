@@ -105,3 +105,17 @@ def contact_sheet(
             text_y = y + cell_height - strip + gap - line_top
             draw.text((x, text_y), text, fill=TEXT_COLOUR, font=font)
     return sheet
+
+
+def stacked(sheets: Sequence[Image.Image]) -> Image.Image:
+    """Sheets one above the other, left-aligned on the sheet colour (each brings its own
+    margins, so that the parts stand apart)."""
+    if len(sheets) == 0:
+        raise ValueError("stacked needs at least one sheet")
+    width, height = max(s.width for s in sheets), sum(s.height for s in sheets)
+    out = Image.new("RGB", (width, height), BACKGROUND)
+    top = 0
+    for sheet in sheets:
+        out.paste(sheet, (0, top))
+        top += sheet.height
+    return out

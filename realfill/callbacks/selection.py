@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from realfill.callbacks.contact_sheet import contact_sheet
+from realfill.callbacks.contact_sheet import contact_sheet, stacked
 from realfill.callbacks.matchers import Matcher
 from realfill.callbacks.ranking import correspondence_scores, rank
 from realfill.data import Scene
@@ -62,16 +62,32 @@ def score_candidates(
     )
 
 
+MISSING_COLOUR = (255, 0, 255)
+"""The target's missing region on the contact sheet: a colour no photo is mistaken for."""
+
+
+def scene_row(scene: Scene) -> Image.Image:
+    """The contact sheet's first row: the target, its missing region in `MISSING_COLOUR`,
+    and the references, captioned, for judging each candidate against what the scene shows."""
+    hole = Image.new("RGB", scene.target.size, MISSING_COLOUR)
+    target = Image.composite(hole, scene.target.convert("RGB"), scene.mask)
+    captions = ["target"] + [f"reference {i + 1}" for i in range(len(scene.references))]
+    images = [target, *scene.references]
+    return contact_sheet(images, captions, columns=len(images))
+
+
 def write_selection(
     out_dir: Path,
     candidates: Sequence[Image.Image | Path],
     seeds: Sequence[int],
     scores: Sequence[int],
     keep: int,
+    scene: Scene | None = None,
 ) -> list[RankedCandidate]:
-    """Write candidates/, ranked/ (the top `keep`), scores.json and a ranked contact sheet,
-    replacing `out_dir` as a whole only once everything is written. A candidate is an image,
-    or the PNG file it is already written to (copied, not encoded again)."""
+    """Write candidates/, ranked/ (the top `keep`), scores.json and a ranked contact sheet
+    (headed by the scene's target and references when given), replacing `out_dir` as a whole
+    only once everything is written. A candidate is an image, or the PNG file it is already
+    written to (copied, not encoded again)."""
     order = rank(scores)
     records = [
         RankedCandidate(
@@ -96,5 +112,7 @@ def write_selection(
         shown = [candidates[i] for i in order]
         tiles = [Image.open(c) if isinstance(c, Path) else c for c in shown]
         sheet = contact_sheet(tiles, [r.caption for r in records])
+        if scene is not None:
+            sheet = stacked([scene_row(scene), sheet])
         save_image(sheet, staging / "contact_sheet.png")
     return records

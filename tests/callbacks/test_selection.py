@@ -5,7 +5,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from realfill.callbacks.selection import write_selection
+from realfill.callbacks.selection import MISSING_COLOUR, write_selection
+from realfill.data import load_scene
 
 
 def noise(seed: int) -> Image.Image:
@@ -26,3 +27,17 @@ def test_candidates_given_as_files_are_copied_byte_for_byte_and_images_are_encod
     assert ranked == ["rank01_seed00004.png"]
     assert json.loads((out / "scores.json").read_text())[0]["file"] == "candidates/seed00004.png"
     assert Image.open(out / "contact_sheet.png").width > 0
+
+
+def test_the_contact_sheet_opens_with_the_target_its_hole_marked_and_the_references(
+    scene_dir, tmp_path
+):
+    scene = load_scene(scene_dir)
+    write_selection(tmp_path / "plain", [noise(1), noise(2)], [0, 1], [1, 2], keep=1)
+    write_selection(tmp_path / "headed", [noise(1), noise(2)], [0, 1], [1, 2], 1, scene=scene)
+    plain = np.asarray(Image.open(tmp_path / "plain" / "contact_sheet.png"))
+    headed = np.asarray(Image.open(tmp_path / "headed" / "contact_sheet.png"))
+    header = len(headed) - len(plain)
+    assert header > 0
+    assert (headed[:header] == MISSING_COLOUR).all(axis=-1).any()  # the target's hole
+    assert np.array_equal(headed[header:, : plain.shape[1]], plain)  # the candidates below
