@@ -67,6 +67,11 @@ class CandidateSampler(L.LightningModule):
     def setup(self, stage: str) -> None:
         self.model.base_model.cast_frozen(compute_dtype(self.trainer.precision))
 
+    @property
+    def num_candidates(self) -> int:
+        """How many candidates this process draws (its progress bar's total)."""
+        return len(rank_share(self.seeds, self.global_rank, self.trainer.world_size))
+
     def predict_dataloader(self) -> DataLoader:
         """This rank's share of the seeds, as the end-of-fit selection shares them out. A rank
         left without one gets a single empty batch: Lightning refuses an empty loader."""

@@ -80,6 +80,8 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"Best completion: {out / scores[0]['file']}" in printed
     assert "Sampling: 100%" in printed and "Predicting" not in printed
+    assert "8/8" in printed and "candidate/s" in printed  # counted in candidates, not batches
+    assert "0/?" not in printed and "DataLoader" not in printed
 
 
 def test_an_interrupted_sample_leaves_no_staged_candidates(run_dir, tmp_path, monkeypatch):

@@ -36,10 +36,19 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Lightning's `init_train_tqdm`, drawn at once with its total and starting step (not
         first as "0/?"), saying so when the first step compiles (`COMPILING_NOTE`)."""
-        self.train_progress_bar = Tqdm(
-            desc=self.train_description,
-            total=convert_inf(trainer.estimated_stepping_batches),
-            initial=trainer.global_step,
+        total = convert_inf(trainer.estimated_stepping_batches)
+        self.train_progress_bar = self.run_bar(self.train_description, total, trainer.global_step)
+        if getattr(pl_module, "compiles_for_training", False):
+            self.train_progress_bar.set_postfix_str(COMPILING_NOTE)
+
+    def run_bar(self, description: str, total: int | None, initial: int = 0, unit: str = "it"):
+        """A bar over a whole run (Lightning's settings for its own bars), drawn at once with
+        its total."""
+        return Tqdm(
+            desc=description,
+            total=total,
+            initial=initial,
+            unit=unit,
             position=2 * self.process_position,
             disable=self.is_disabled,
             leave=True,
@@ -48,8 +57,6 @@ class StepProgressBar(TQDMProgressBar):
             smoothing=0,
             bar_format=self.BAR_FORMAT,
         )
-        if getattr(pl_module, "compiles_for_training", False):
-            self.train_progress_bar.set_postfix_str(COMPILING_NOTE)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_) -> None:
         """The bar spans every epoch: nothing restarts."""
@@ -84,14 +91,17 @@ class StepProgressBar(TQDMProgressBar):
     def predict_description(self) -> str:
         return "Sampling"
 
-    def on_predict_batch_start(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        batch: object,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """One bar over this process's candidates (the module's `num_candidates`), not
+        Lightning's batches of a "DataLoader 0"."""
+        total = getattr(pl_module, "num_candidates", None)
+        self.predict_progress_bar = self.run_bar(self.predict_description, total, unit="candidate")
+
+    def on_predict_batch_start(self, *_) -> None:
+        """Nothing restarts: the bar spans the whole prediction."""
+
+    def on_predict_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: list, *_
     ) -> None:
-        """Lightning's bar would add "DataLoader 0": there is one."""
-        super().on_predict_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
-        self.predict_progress_bar.set_description(self.predict_description, refresh=False)
+        """Count the batch's candidates (one output each)."""
+        self.predict_progress_bar.update(len(outputs))
