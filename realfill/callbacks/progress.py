@@ -1,4 +1,4 @@
-"""One progress bar over the whole fit, counted in optimizer steps."""
+"""One progress bar over the whole fit, counted in optimizer steps (and one over a sample run)."""
 
 import sys
 
@@ -13,7 +13,7 @@ it takes 2 to 4.5 minutes cold, and a bar stuck at 0 would look hung."""
 
 class StepProgressBar(TQDMProgressBar):
     """The fit's progress as optimizer steps out of `trainer.max_steps`, with the loss beside it;
-    `realfill.sample`'s batches of candidates as "Sampling".
+    `realfill.sample`'s as candidates drawn ("Sampling").
 
     Lightning's default bars restart every epoch and, in a fit bounded by `max_steps`, read
     "Epoch 0/-2"; the epochs of a few-image scene mean nothing. This bar runs once from the
@@ -41,7 +41,9 @@ class StepProgressBar(TQDMProgressBar):
         if getattr(pl_module, "compiles_for_training", False):
             self.train_progress_bar.set_postfix_str(COMPILING_NOTE)
 
-    def run_bar(self, description: str, total: int | None, initial: int = 0, unit: str = "it"):
+    def run_bar(
+        self, description: str, total: int | None, initial: int = 0, unit: str = "it"
+    ) -> Tqdm:
         """A bar over a whole run (Lightning's settings for its own bars), drawn at once with
         its total."""
         return Tqdm(
