@@ -221,15 +221,17 @@ def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path
 
 
 def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(
-    tmp_path, run_fit
+    tmp_path, capsys
 ):
     notes = tmp_path / "run" / "completions" / "notes.txt"
     notes.parent.mkdir(parents=True)
     notes.write_text("mine")
-    result = run_fit("--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}")
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    error = result.stderr.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}"])
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    error = stderr.strip().splitlines()[-1]
     assert error.startswith("realfill: error:") and "completions: already holds notes.txt" in error
     assert notes.read_text() == "mine"
     # it stopped before training, and left nothing behind (no empty logs/version_0)
