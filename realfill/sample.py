@@ -221,9 +221,14 @@ def run(cli: SampleCLI) -> None:
         trainer.predict(sampler, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
+            predicted = time.perf_counter()
             seeds, files, scores = collect(staging)
             records = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
-            selection.report(out, records, time.perf_counter() - start)
+            stages = {
+                "sampling_and_ranking": predicted - start,
+                "writing": time.perf_counter() - predicted,
+            }
+            selection.report(out, records, time.perf_counter() - start, stages)
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
         if trainer.is_global_zero:
             shutil.rmtree(staging, ignore_errors=True)

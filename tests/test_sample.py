@@ -81,6 +81,7 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     assert f"Best completion: {out / scores[0]['file']}" in printed
     assert "Sampling: 100%" in printed and "Predicting" not in printed
     assert "8/8" in printed and "candidate/s" in printed  # counted in candidates, not batches
+    assert "/min): sampling and ranking " in printed and ", writing " in printed
     assert "0/?" not in printed and "DataLoader" not in printed
 
 
