@@ -25,7 +25,7 @@ from realfill.modules.realfill import RealFillModule
 from realfill.modules.stable_diffusion import scheduler_class
 
 
-def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str) -> None:
+def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str | None) -> None:
     """Refuse, before training, a scheduler the base model cannot sample with (e.g. Flux Fill
     takes flow matching only): found after training, it would cost the whole run."""
     pl_module.base_model.pipeline(scheduler)
@@ -34,8 +34,8 @@ def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str) -> None:
 def sampling_settings(
     owner: str,
     num_inference_steps: int,
-    scheduler: str,
-    guidance_scale: float,
+    scheduler: str | None,
+    guidance_scale: float | None,
     batch_size: int,
     resolution: int | None,
     feather_dilation: int,
@@ -44,7 +44,8 @@ def sampling_settings(
     """The keyword arguments of `RealFillModule.generate` for a sampling callback's settings,
     checked: a `ConfigError` naming `owner` and the setting if a sampling or compositing
     setting cannot work, raised when the callback is built, not after the fit's training."""
-    scheduler_class(scheduler)
+    if scheduler is not None:
+        scheduler_class(scheduler)
     counts = {"num_inference_steps": num_inference_steps, "batch_size": batch_size}
     sizes = {"feather_dilation": feather_dilation, "feather_blur": feather_blur}
     for name, value in counts.items():
@@ -97,8 +98,8 @@ class CompleteTarget(L.Callback):
         keep: int | None = None,
         seed: int = 0,
         num_inference_steps: int = 200,
-        scheduler: str = "DDPMScheduler",
-        guidance_scale: float = 1.0,
+        scheduler: str | None = None,
+        guidance_scale: float | None = None,
         batch_size: int = 4,
         resolution: int | None = None,
         feather_dilation: int = 1,
@@ -114,8 +115,11 @@ class CompleteTarget(L.Callback):
                 keeps 16 of 64).
             seed: Candidate i is drawn with seed `seed + i`; the seed alone reproduces it.
             num_inference_steps: Denoising steps per candidate.
-            scheduler: diffusers scheduler class used for sampling (DDPM as in the paper).
-            guidance_scale: Classifier-free guidance; 1 turns it off, as in the paper.
+            scheduler: diffusers scheduler class used for sampling; default the base model's
+                (DDPM, as in the paper; flow-matching Euler for Flux Fill).
+            guidance_scale: Classifier-free guidance, 1 turning it off as in the paper (the
+                distilled guidance for Flux Fill); default the base model's (1; Flux Fill's
+                training guidance).
             batch_size: Candidates sampled together on an accelerator (one at a time on
                 the CPU, where that keeps each candidate bit-for-bit reproducible by its seed).
             resolution: Shorter side of the sampling size; default the data's training

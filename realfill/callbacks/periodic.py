@@ -46,8 +46,8 @@ class PeriodicSampling(L.Callback):
         every_n_steps: int = 250,
         seeds: Sequence[int] = (0, 1, 2, 3),
         num_inference_steps: int = 50,
-        scheduler: str = "DDPMScheduler",
-        guidance_scale: float = 1.0,
+        scheduler: str | None = None,
+        guidance_scale: float | None = None,
         batch_size: int = 4,
         resolution: int | None = None,
         feather_dilation: int = 1,
@@ -61,8 +61,11 @@ class PeriodicSampling(L.Callback):
             seeds: The fixed seeds sampled each time; the same seeds make sheets comparable.
             num_inference_steps: Denoising steps per sample (fewer than for the final
                 completions: these only show progress).
-            scheduler: diffusers scheduler class used for sampling.
-            guidance_scale: Classifier-free guidance; 1 turns it off, as in the paper.
+            scheduler: diffusers scheduler class used for sampling; default the base model's
+                (DDPM; flow-matching Euler for Flux Fill).
+            guidance_scale: Classifier-free guidance, 1 turning it off as in the paper (the
+                distilled guidance for Flux Fill); default the base model's (1; Flux Fill's
+                training guidance).
             batch_size: Samples drawn together.
             resolution: Shorter side of the sampling size; default the data's training
                 resolution.

@@ -54,6 +54,9 @@ class InpaintingBaseModel(nn.Module, ABC):
     token_cache_size: int = 8
     """Prompt batches whose token ids `tokens` keeps on their device."""
 
+    sampling_scheduler: str = "DDPMScheduler"
+    """The diffusers scheduler sampling uses when the sampling settings name none."""
+
     def __init__(self) -> None:
         super().__init__()
         self._token_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -107,7 +110,10 @@ class InpaintingBaseModel(nn.Module, ABC):
     def add_noise(
         self, latents: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Draw training timesteps; return (noisy latents, timesteps, regression target)."""
+        """Draw training timesteps; return (noisy latents, timesteps, regression target).
+
+        The noising is computed in fp32 (in bf16 small noise levels round away); the noisy
+        latents come back in the latents' dtype, the target in fp32."""
 
     def sample_conditioning(
         self, conditioning: Conditioning, batch: Mapping[str, torch.Tensor]
@@ -118,6 +124,12 @@ class InpaintingBaseModel(nn.Module, ABC):
         `original_size` and `crop_top_left` (SDXL's size and crop micro-conditioning).
         """
         return conditioning
+
+    @property
+    def sampling_guidance_scale(self) -> float:
+        """The guidance sampling uses when the sampling settings give none: 1, classifier-free
+        guidance off, as in the paper."""
+        return 1.0
 
     def pipeline_arguments(self) -> dict:
         """Extra keyword arguments of the pipeline call that make it sample as it was trained."""
@@ -135,8 +147,9 @@ class InpaintingBaseModel(nn.Module, ABC):
         """The denoiser's prediction, in the (spatial) layout of `noisy_latents`."""
 
     @abstractmethod
-    def pipeline(self, scheduler: str) -> DiffusionPipeline:
-        """A stock diffusers inpainting pipeline over these (adapted) components."""
+    def pipeline(self, scheduler: str | None = None) -> DiffusionPipeline:
+        """A stock diffusers inpainting pipeline over these (adapted) components, sampling with
+        `scheduler` (default `sampling_scheduler`)."""
 
     @abstractmethod
     def save_lora(self, directory: Path) -> None:

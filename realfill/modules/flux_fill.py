@@ -76,6 +76,8 @@ def token_positions(height: int, width: int, device: torch.device) -> torch.Tens
 class FluxFillFamily(InpaintingBaseModel):
     """Shared implementation for any FLUX.1 Fill model, whatever its source."""
 
+    sampling_scheduler = "FlowMatchEulerDiscreteScheduler"
+
     def __init__(
         self, components: FluxFillComponents, guidance: float, max_sequence_length: int
     ) -> None:
@@ -177,7 +179,7 @@ class FluxFillFamily(InpaintingBaseModel):
         sigmas = self.scheduler.sigmas[index].to(latents.device, torch.float32)
         sigma = sigmas.view(-1, 1, 1, 1)
         noisy = ((1.0 - sigma) * latents.float() + sigma * noise.float()).to(latents.dtype)
-        return noisy, sigmas * TIMESTEP_SCALE, noise - latents
+        return noisy, sigmas * TIMESTEP_SCALE, noise.float() - latents.float()
 
     def denoise(
         self,
@@ -207,7 +209,13 @@ class FluxFillFamily(InpaintingBaseModel):
         )[0]
         return unpack(velocity, height, width)
 
-    def pipeline(self, scheduler: str = "FlowMatchEulerDiscreteScheduler") -> FluxFillPipeline:
+    @property
+    def sampling_guidance_scale(self) -> float:
+        """The distilled guidance the transformer was trained with."""
+        return self.guidance
+
+    def pipeline(self, scheduler: str | None = None) -> FluxFillPipeline:
+        scheduler = scheduler or self.sampling_scheduler
         sampler = scheduler_from_name(scheduler, self.scheduler.config)
         if not isinstance(sampler, FlowMatchEulerDiscreteScheduler):
             raise ModelLoadError(
@@ -307,9 +315,9 @@ class FluxFillInpainting(FluxFillFamily):
             variant: Weight file variant.
             load_dtype: torch dtype the weights are loaded in ("bfloat16", "float32"); fp32
                 needs about 48 GB of host memory for the transformer alone.
-            guidance: Distilled guidance strength fed to the transformer while training
-                (FluxFillPipeline samples with 30 by default; set the sampling callback's
-                guidance_scale to match).
+            guidance: Distilled guidance strength fed to the transformer while training, and
+                in sampling unless a sampling callback sets guidance_scale (FluxFillPipeline's
+                default is 30).
             max_sequence_length: T5 prompt length in tokens, in training and sampling.
         """
         dtype = getattr(torch, load_dtype, None)

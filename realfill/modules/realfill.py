@@ -211,7 +211,7 @@ class RealFillModule(L.LightningModule):
         use_empty = torch.rand(batch_size, device=self.device) < self.prompt_dropout
         conditioning = self.base_model.select_conditioning(prompts, use_empty.long())
         conditioning = self.base_model.sample_conditioning(conditioning, batch)
-        noise = torch.randn_like(latents)
+        noise = torch.randn_like(latents, dtype=torch.float32)
         noisy, timesteps, target = self.base_model.add_noise(latents, noise)
         prediction = self.base_model.denoise(
             noisy,

@@ -148,8 +148,8 @@ def generate(
     prompt: str,
     resolution: int,
     num_inference_steps: int = 200,
-    scheduler: str = "DDPMScheduler",
-    guidance_scale: float = 1.0,
+    scheduler: str | None = None,
+    guidance_scale: float | None = None,
     batch_size: int = 4,
     merge_adapters: bool = True,
     compile_denoiser: bool = False,
@@ -169,8 +169,13 @@ def generate(
     denoiser runs under torch.compile (`compile_backend`, `compile_mode`), compiled for sampling
     at the first call and reused by the next (every batch, the last and a call with fewer seeds
     included, is padded to `batch_size`, see `padded_batch`); otherwise, and for every other
-    module, eagerly, whatever was compiled for training.
+    module, eagerly, whatever was compiled for training. An unset `scheduler` or
+    `guidance_scale` is the base model's (`sampling_scheduler`, `sampling_guidance_scale`).
     """
+    if guidance_scale is None:
+        guidance_scale = base_model.sampling_guidance_scale
+    if not seeds:  # a process of a multi-GPU run whose share of the seeds is empty
+        return []
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
     width, height = generation_size(*target.size, resolution, base_model.size_multiple)

@@ -117,13 +117,17 @@ class StableDiffusionFamily(InpaintingBaseModel):
     def add_noise(
         self, latents: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise at uniformly drawn training timesteps, computed in fp32 whatever the latents'
+        dtype: the scheduler computes in its inputs' dtype, and in bf16 the noise level of the
+        first timesteps rounds to 0 (192 distinct levels of 1000 remain)."""
         steps = self.scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (latents.shape[0],), device=latents.device)
-        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        clean, noise = latents.float(), noise.float()
+        noisy = self.scheduler.add_noise(clean, noise, timesteps).to(latents.dtype)
         if self.prediction_type == "epsilon":
             target = noise
         elif self.prediction_type == "v_prediction":
-            target = self.scheduler.get_velocity(latents, noise, timesteps)
+            target = self.scheduler.get_velocity(clean, noise, timesteps)
         else:
             raise ModelLoadError(
                 f"scheduler prediction_type {self.prediction_type!r} is not supported "
@@ -142,13 +146,15 @@ class StableDiffusionFamily(InpaintingBaseModel):
         model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
         return self.unet(model_input, timesteps, **conditioning).sample
 
-    def pipeline(self, scheduler: str = "DDPMScheduler") -> StableDiffusionInpaintPipeline:
+    def pipeline(self, scheduler: str | None = None) -> StableDiffusionInpaintPipeline:
         pipe = StableDiffusionInpaintPipeline(
             vae=self.vae,
             text_encoder=self.text_encoder,
             tokenizer=self.tokenizer,
             unet=self.unet,
-            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
+            scheduler=scheduler_from_name(
+                scheduler or self.sampling_scheduler, self.scheduler.config
+            ),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,

@@ -32,8 +32,6 @@ class Plugin:
     """The stock pipeline class: `from_pretrained(base)` then `load_lora_weights(lora)`."""
     stock_load_arguments: dict = field(default_factory=dict)
     """Extra keyword arguments of the stock pipeline's `from_pretrained`."""
-    sampling: dict = field(default_factory=dict)
-    """Sampling settings the family needs (as its config sets them for CompleteTarget)."""
 
 
 PLUGINS = [
@@ -53,7 +51,6 @@ PLUGINS = [
         "flux_fill",
         lambda: TinyFluxFillInpainting(seed=0),
         FluxFillPipeline,
-        sampling={"scheduler": "FlowMatchEulerDiscreteScheduler", "guidance_scale": 30.0},
     ),
 ]
 

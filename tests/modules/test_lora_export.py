@@ -8,9 +8,7 @@ from realfill.modules.sampling import sampling_batch_size
 SAMPLING = {"resolution": 64, "num_inference_steps": 4, "batch_size": 2, "progress": False}
 
 
-def stock_sample(
-    pipe, base: InpaintingBaseModel, sampling: dict, target, mask, seeds, prompt
-) -> list[np.ndarray]:
+def stock_sample(pipe, base: InpaintingBaseModel, target, mask, seeds, prompt) -> list[np.ndarray]:
     """One stock-pipeline call per seed, as `generate` samples on the CPU."""
     return [
         np.asarray(
@@ -21,7 +19,7 @@ def stock_sample(
                 height=64,
                 width=64,
                 num_inference_steps=SAMPLING["num_inference_steps"],
-                guidance_scale=sampling.get("guidance_scale", 1.0),
+                guidance_scale=base.sampling_guidance_scale,
                 generator=[torch.Generator().manual_seed(seed)],
                 **base.pipeline_arguments(),
             ).images[0]
@@ -60,24 +58,23 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (16, 16, 48, 48))
     seeds = [3, 7]
-    sampling = {**SAMPLING, **plugin.sampling}
-    ours = [np.asarray(im) for im in module.generate(target, mask, seeds, **sampling)]
+    ours = [np.asarray(im) for im in module.generate(target, mask, seeds, **SAMPLING)]
     ours_unmerged = [
         np.asarray(im)
-        for im in module.generate(target, mask, seeds, merge_adapters=False, **sampling)
+        for im in module.generate(target, mask, seeds, merge_adapters=False, **SAMPLING)
     ]
 
     plugin.build().pipeline().save_pretrained(tmp_path / "base")
     stock = plugin.stock_pipeline.from_pretrained(tmp_path / "base", **plugin.stock_load_arguments)
     stock.set_progress_bar_config(disable=True)
     base = module.base_model
-    base_only = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
+    base_only = stock_sample(stock, base, target, mask, seeds, module.prompt)
     stock.load_lora_weights(tmp_path / "lora")
     realign(stock)
-    with_lora = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
+    with_lora = stock_sample(stock, base, target, mask, seeds, module.prompt)
     # we sample with the denoiser's LoRA folded in, as stock `fuse_lora` does
     stock.fuse_lora(components=[c for c in stock._lora_loadable_modules if c in DENOISERS])
-    fused = stock_sample(stock, base, sampling, target, mask, seeds, module.prompt)
+    fused = stock_sample(stock, base, target, mask, seeds, module.prompt)
 
     for mine, theirs, base_image in zip(ours, fused, base_only, strict=True):
         assert np.array_equal(mine, theirs)
@@ -111,7 +108,7 @@ def test_a_seed_reproduces_its_candidate_whatever_the_batch(plugin, base, monkey
     """Each candidate draws from its own seed's generator: batched (as on a GPU; forced here
     on the CPU) it matches its one-at-a-time self up to the batched convolutions' rounding."""
     monkeypatch.setattr(sampling, "sampling_batch_size", lambda requested, device: requested)
-    settings = {**SAMPLING, **plugin.sampling, "batch_size": 3}
+    settings = {**SAMPLING, "batch_size": 3}
     module = RealFillModule(base)
     target = Image.new("RGB", (72, 64), (90, 140, 30))
     mask = Image.new("L", (72, 64), 0)

@@ -83,7 +83,7 @@ def test_every_trainable_parameter_gets_a_gradient_from_one_training_loss(base):
 def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
     scene = load_scene(scene_dir)
     module = RealFillModule(base)
-    sampling = {"resolution": RESOLUTION, "num_inference_steps": 3, **plugin.sampling}
+    sampling = {"resolution": RESOLUTION, "num_inference_steps": 3}
     raw = module.generate(scene.target, scene.mask, [0, 1], progress=False, **sampling)
     assert len(raw) == 2 and not np.array_equal(np.asarray(raw[0]), np.asarray(raw[1]))
     for image in raw:

@@ -141,6 +141,20 @@ def test_v_prediction_models_regress_the_velocity():
     assert torch.allclose(target, expected) and not torch.allclose(target, noise)
 
 
+def test_bf16_latents_are_noised_in_fp32(base):
+    """In bf16 the scheduler's small noise levels round (SD's first two to 0): the clean
+    latents would reach the denoiser unchanged, with the noise as its target."""
+    latents = torch.randn(512, 4, 2, 2).bfloat16()
+    noise = torch.randn(512, 4, 2, 2)
+    torch.manual_seed(0)
+    noisy, timesteps, target = base.add_noise(latents, noise)
+    torch.manual_seed(0)
+    noisy_fp32, timesteps_fp32, target_fp32 = base.add_noise(latents.float(), noise)
+    assert torch.equal(timesteps, timesteps_fp32)
+    assert noisy.dtype == torch.bfloat16 and torch.equal(noisy, noisy_fp32.bfloat16())
+    assert target.dtype == torch.float32 and torch.equal(target, target_fp32)
+
+
 def test_mixed_precision_stores_frozen_weights_in_bf16_and_lora_in_fp32(module):
     trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False)
     module.trainer = trainer

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image, ImageChops
 
-from realfill.modules import RealFillModule
+from realfill.modules import RealFillModule, TinyFluxFillInpainting
 from realfill.modules.sampling import candidate_generators
 
 RESOLUTION = 32
@@ -27,7 +27,7 @@ def scene() -> tuple[Image.Image, Image.Image]:
     return target, mask
 
 
-def sample(module: RealFillModule, plugin, merge_adapters: bool, **sampling) -> Image.Image:
+def sample(module: RealFillModule, merge_adapters: bool, **sampling) -> Image.Image:
     (image,) = module.generate(
         *scene(),
         [0],
@@ -35,7 +35,6 @@ def sample(module: RealFillModule, plugin, merge_adapters: bool, **sampling) -> 
         num_inference_steps=2,
         merge_adapters=merge_adapters,
         progress=False,
-        **plugin.sampling,
         **sampling,
     )
     return image
@@ -63,7 +62,7 @@ def predictions(module: RealFillModule) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("merge_adapters", [True, False], ids=["merged", "adapters"])
 def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapters(
-    plugin, base, merge_adapters
+    base, merge_adapters
 ):
     module = adapted_module(base)
     module.base_model.cast_frozen(torch.bfloat16)
@@ -77,7 +76,7 @@ def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapt
     module.base_model.denoiser.register_forward_pre_hook(record, with_kwargs=True)
     calls = lora_calls(module)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as Lightning's bf16-mixed wraps it
-        image = sample(module, plugin, merge_adapters)
+        image = sample(module, merge_adapters)
     assert seen and set(seen) == {(torch.bfloat16, False)}
     if merge_adapters:
         assert not calls
@@ -91,23 +90,21 @@ def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapt
             assert torch.equal(param, adapters[name]), name
 
 
-def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_as_it_was(
-    plugin, base
-):
+def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_as_it_was(base):
     module = adapted_module(base)
     before = {n: (p.detach().clone(), p.requires_grad) for n, p in module.named_parameters()}
     outputs = predictions(module)
     calls = lora_calls(module)
-    sample(module, plugin, merge_adapters=True)
+    sample(module, merge_adapters=True)
     assert not calls
     merged = outputs.pop(0)
     outputs.clear()
-    sample(module, plugin, merge_adapters=False)
+    sample(module, merge_adapters=False)
     assert calls
     torch.testing.assert_close(outputs[0], merged, rtol=1e-4, atol=1e-5)
     outputs.clear()
     module.base_model.denoiser.disable_adapters()
-    sample(module, plugin, merge_adapters=False)
+    sample(module, merge_adapters=False)
     assert not torch.allclose(outputs[0], merged, atol=1e-3)  # the adapters matter
     module.base_model.denoiser.enable_adapters()
     for name, param in module.named_parameters():
@@ -116,7 +113,7 @@ def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_a
         assert param.requires_grad == requires_grad, name
 
 
-def test_sampling_runs_eagerly_after_compilation_for_training(plugin, base):
+def test_sampling_runs_eagerly_after_compilation_for_training(base):
     module = RealFillModule(base, compile_denoiser=True, compile_encoders=True)
     module.compile_for_training()
     compiled = {m: m._compiled_call_impl for m in module.modules() if m._compiled_call_impl}
@@ -129,13 +126,13 @@ def test_sampling_runs_eagerly_after_compilation_for_training(plugin, base):
     spies = {child: spy(child) for child in compiled}
     for child, call in spies.items():
         child._compiled_call_impl = call
-    sample(module, plugin, merge_adapters=True)
+    sample(module, merge_adapters=True)
     assert not calls
     for child, call in spies.items():  # compiled again for the next training step
         assert child._compiled_call_impl is call
 
 
-def test_compiled_sampling_matches_eager_and_compiles_once(plugin, base):
+def test_compiled_sampling_matches_eager_and_compiles_once(base):
     module = adapted_module(
         base,
         compile_denoiser=True,
@@ -145,20 +142,20 @@ def test_compiled_sampling_matches_eager_and_compiles_once(plugin, base):
     module.compile_for_training()
     denoiser = module.base_model.denoiser
     training_call = denoiser._compiled_call_impl
-    eager_image = sample(module, plugin, merge_adapters=True, compile_denoiser=False)
+    eager_image = sample(module, merge_adapters=True, compile_denoiser=False)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    compiled_image = sample(module, plugin, merge_adapters=True)
+    compiled_image = sample(module, merge_adapters=True)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert graphs >= 1
-    assert sample(module, plugin, merge_adapters=True) == compiled_image
+    assert sample(module, merge_adapters=True) == compiled_image
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # kept, not redone
     assert denoiser._compiled_call_impl is training_call  # training's compilation is back
     difference = ImageChops.difference(compiled_image, eager_image).getextrema()
     assert max(high for _, high in difference) <= 2
 
 
-def test_the_holes_content_never_reaches_a_resized_conditioning(plugin, base):
+def test_the_holes_content_never_reaches_a_resized_conditioning(base):
     """Sampled at another size than the target's (resolution 48 rescales 40x32), two targets
     that differ only inside the hole give identical samples: resampling must not smear the
     hole's pixels into the known ones the model is conditioned on."""
@@ -174,12 +171,36 @@ def test_the_holes_content_never_reaches_a_resized_conditioning(plugin, base):
             resolution=48,
             num_inference_steps=2,
             progress=False,
-            **plugin.sampling,
         )[0]
         for image in (target, other)
     ]
     assert samples[0].size != target.size
     assert ImageChops.difference(*samples).getbbox() is None
+
+
+def test_flux_fill_samples_with_its_training_guidance_unless_told_otherwise():
+    base = TinyFluxFillInpainting(seed=0, guidance=12.0)
+    seen = []
+    base.transformer.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(kwargs["guidance"].unique().tolist()), with_kwargs=True
+    )
+    module = RealFillModule(base)
+    for guidance_scale in (None, 3.0):
+        module.generate(
+            *scene(),
+            [0],
+            resolution=RESOLUTION,
+            num_inference_steps=1,
+            guidance_scale=guidance_scale,
+            progress=False,
+        )
+    assert seen == [[12.0], [3.0]]
+
+
+def test_no_seeds_sample_nothing(base):
+    """With fewer candidates than processes, some processes get no seeds to sample."""
+    module = RealFillModule(base)
+    assert module.generate(*scene(), [], resolution=RESOLUTION, progress=False) == []
 
 
 def test_each_candidate_draws_from_its_own_seed_on_the_sampling_device():
