@@ -44,6 +44,20 @@ def resize_shorter_side(
     return resize_image(image, size), [resize_mask(mask, size) for mask in masks]
 
 
+def reduction_factor(height: int, width: int, shorter_side: int) -> int:
+    """The largest integer factor that keeps the shorter side at least ``shorter_side``."""
+    return max(1, min(height, width) // shorter_side)
+
+
+def reduce_image(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average ``factor`` x ``factor`` pixel blocks of a float [C, H, W] tensor (the partial
+    blocks at the far edges too): an exact box downscale, which does not blur as resampling
+    does, so a photo reduced by it and resampled later is resampled only once."""
+    if factor == 1:
+        return image
+    return F.avg_pool2d(image.unsqueeze(0), factor, ceil_mode=True).squeeze(0)
+
+
 def upscaled_side(resolution: int, max_upscale: float) -> int:
     """The longest shorter side the random resize may pick: ceil(resolution * max_upscale)."""
     return math.ceil(resolution * max_upscale)

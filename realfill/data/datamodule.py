@@ -1,10 +1,12 @@
 """Training data for one scene: augmented references and target, each with a training mask.
 
-The scene is decoded once and every image pre-resized once so its shorter side is
-ceil(resolution * max_upscale); each step only resamples from that by at most ``max_upscale``.
-The target's missing pixels are replaced by mid grey (`HOLE_FILL_VALUE`, 0.0 after scaling to
-[-1, 1]) before any resizing, and after augmentation every pixel the (conservatively resized)
-hole touches is set to exactly 0.0, so the unknown content can reach neither model nor loss.
+The scene is decoded once. Each step resamples an image once, to its random size: a photo is
+kept as it is, or, if its shorter side is at least twice the largest the step may pick
+(ceil(resolution * max_upscale)), box-reduced once by an integer factor (`reduce_image`), which
+averages pixels without blurring them. The target's missing pixels are replaced by mid grey
+(`HOLE_FILL_VALUE`, 0.0 after scaling to [-1, 1]) before any resizing, and after augmentation
+every pixel the (conservatively resized) hole touches is set to exactly 0.0, so the unknown
+content can reach neither model nor loss.
 
 Each example also says where its crop came from (`original_size`, `crop_top_left`), for base
 models conditioned on it (SDXL's size and crop micro-conditioning).
@@ -22,9 +24,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from realfill.data.augment import (
     random_resized_crop_with_window,
+    reduce_image,
+    reduction_factor,
     resize_image,
     resize_mask,
-    resize_shorter_side,
     upscaled_side,
 )
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
@@ -52,9 +55,11 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
 
 
 def prepare_reference(image: Image.Image, shorter_side: int) -> torch.Tensor:
-    """Decode a reference once to uint8 [3, H, W] with its shorter side ``shorter_side``."""
-    pixels, _ = resize_shorter_side(pil_to_tensor(image).float(), [], shorter_side)
-    return to_uint8(pixels)
+    """Decode a reference once to uint8 [3, H, W], box-reduced by `reduction_factor` so that
+    its shorter side stays at least ``shorter_side``: as loaded unless it is twice as long."""
+    pixels = pil_to_tensor(image)
+    factor = reduction_factor(*pixels.shape[-2:], shorter_side)
+    return pixels if factor == 1 else to_uint8(reduce_image(pixels.float(), factor))
 
 
 def filled_target(target: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,14 +72,15 @@ def filled_target(target: Image.Image, mask: Image.Image) -> tuple[torch.Tensor,
 def prepare_target(
     target: Image.Image, mask: Image.Image, shorter_side: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill the target's hole with `HOLE_FILL_VALUE`, then resize it and its hole together.
+    """Fill the target's hole with `HOLE_FILL_VALUE`, then reduce it and its hole together as
+    `prepare_reference` reduces a reference.
 
-    Returns the uint8 [3, H, W] target and the bool [1, H, W] hole (True = missing); the hole
-    grows by resampling so that any pixel touched by a missing source pixel counts as missing.
+    Returns the uint8 [3, H, W] target and the bool [1, H, W] hole (True = missing); a reduced
+    pixel that averages any missing source pixel counts as missing.
     """
     pixels, hole = filled_target(target, mask)
-    pixels, (hole,) = resize_shorter_side(pixels, [hole], shorter_side)
-    return to_uint8(pixels), hole.bool()
+    factor = reduction_factor(*pixels.shape[-2:], shorter_side)
+    return to_uint8(reduce_image(pixels, factor)), reduce_image(hole, factor) > 0
 
 
 def resized_conditioning(
@@ -110,11 +116,12 @@ class SceneDataset(Dataset):
         samples_per_epoch: int,
         original_sizes: list[tuple[int, int]] | None = None,
     ) -> None:
-        """Hold pre-resized uint8 [3, H, W] images and the target's bool [1, H, W] hole.
+        """Hold the decoded uint8 [3, H, W] images (large ones reduced, see `prepare_reference`)
+        and the target's bool [1, H, W] hole.
 
         Args:
-            references: Pre-resized reference images, uint8 [3, H, W].
-            target: Pre-resized target, uint8 [3, H, W], hole already filled.
+            references: Decoded reference images, uint8 [3, H, W].
+            target: Decoded target, uint8 [3, H, W], hole already filled.
             target_hole: Bool [1, H, W], True where the target is missing.
             resolution: Side of the square training crops.
             max_upscale: The crop's source is scaled to a shorter side in
@@ -124,7 +131,7 @@ class SceneDataset(Dataset):
             target_random_mask: Unite a random training mask with the target's own hole.
             samples_per_epoch: Length of the dataset.
             original_sizes: (height, width) of each image as loaded, before any resizing,
-                references then target; default the pre-resized sizes.
+                references then target; default the sizes held.
         """
         if target_hole.shape[-2:] != target.shape[-2:]:
             raise ValueError(f"hole {tuple(target_hole.shape)} != target {tuple(target.shape)}")
@@ -153,7 +160,7 @@ class SceneDataset(Dataset):
         target_random_mask: bool,
         samples_per_epoch: int,
     ) -> SceneDataset:
-        """Pre-resize every image of ``scene`` once and build the dataset."""
+        """Decode (and reduce, if large) every image of ``scene`` once and build the dataset."""
         shorter_side = upscaled_side(resolution, max_upscale)
         references = [prepare_reference(image, shorter_side) for image in scene.references]
         target, hole = prepare_target(scene.target, scene.mask, shorter_side)
@@ -234,7 +241,7 @@ class SceneDataModule(lightning.LightningDataModule):
         samples_per_epoch: int = 1024,
         max_references: int = 5,
     ) -> None:
-        """Load and validate the scene; the images are pre-resized on first use.
+        """Load and validate the scene; the images are decoded for training on first use.
 
         Args:
             scene_dir: Scene folder with ref/ (reference images) and target/target.png,
@@ -286,7 +293,7 @@ class SceneDataModule(lightning.LightningDataModule):
 
     @property
     def train_dataset(self) -> SceneDataset:
-        """The training dataset, pre-resizing the scene's images on first access."""
+        """The training dataset, decoding the scene's images on first access."""
         if self._dataset is None:
             self._dataset = SceneDataset.from_scene(
                 self.scene,
@@ -300,8 +307,18 @@ class SceneDataModule(lightning.LightningDataModule):
         return self._dataset
 
     def setup(self, stage: str) -> None:
-        """Prepare the dataset once per process before training."""
+        """Prepare the dataset once per process before training; refuse an epoch too short to
+        give every process a whole batch (each gets ceil(samples_per_epoch / processes)
+        examples, and incomplete batches are dropped: the fit would train nothing)."""
         if stage == "fit":
+            processes = self.trainer.world_size if self.trainer is not None else 1
+            per_process = -(-self.samples_per_epoch // processes)
+            if per_process < self.batch_size:
+                raise ConfigError(
+                    f"data.samples_per_epoch ({self.samples_per_epoch}) gives each of the "
+                    f"{processes} processes {per_process} examples, fewer than data.batch_size "
+                    f"({self.batch_size}): no complete batch to train on"
+                )
             _ = self.train_dataset
 
     def train_dataloader(self) -> DataLoader:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from realfill.data import (
     random_resized_crop,
 )
 from realfill.data.datamodule import prepare_target
-from realfill.errors import SceneError
+from realfill.errors import ConfigError, SceneError
 
 RESOLUTION = 32
 """Training crop side for the synthetic scenes (their target is 40x56)."""
@@ -134,6 +135,25 @@ def test_items_cycle_over_references_then_target(make_scene) -> None:
     assert [bool(dataset[i]["is_target"]) for i in range(9)] == [False, False, True] * 3
 
 
+def test_an_example_at_its_photos_own_size_is_the_photo_not_a_resampling(make_scene) -> None:
+    """Each example is resampled once, from the photo as loaded: drawn at the photo's own
+    size it is an exact crop of it (a photo first stored at the largest training size, then
+    resized again each step, came out blurred)."""
+    scene_dir = make_scene(num_references=1)  # ref00.jpg: 36 x 52
+    photo = torch.from_numpy(np.array(Image.open(scene_dir / "ref" / "ref00.jpg"))).float()
+    photo = photo.permute(2, 0, 1) / 127.5 - 1.0
+    dataset = make_module(scene_dir, resolution=36, max_upscale=1.2).train_dataset
+    torch.manual_seed(0)
+    exact = 0
+    for _ in range(60):
+        example = dataset[0]
+        top, left = example["crop_top_left"].tolist()
+        crop = photo[:, top : top + 36, left : left + 36]
+        if crop.shape[-2:] == example["pixels"].shape[-2:]:
+            exact += torch.allclose(example["pixels"], crop, atol=1e-6)
+    assert exact >= 3  # sides 36..44 drawn: about one in nine at 36
+
+
 def test_references_are_fully_known_with_random_masks(make_scene) -> None:
     dataset = make_module(make_scene()).train_dataset
     torch.manual_seed(0)
@@ -195,19 +215,26 @@ def test_hole_content_cannot_leak_into_batches(make_scene, default_hole, default
             assert torch.equal(one[key], two[key]), key
 
 
-def test_prepared_target_is_filled_before_resizing(default_hole, default_target) -> None:
-    """The hole is filled before the once-only resize, so the stored target never holds it."""
+def test_prepared_target_is_filled_before_reducing(default_hole, default_target) -> None:
+    """The hole is filled before a large target is reduced, so the stored target never holds
+    it; a target less than twice the largest training side is kept as loaded."""
     other_target = default_target.copy()
     other_target[default_hole] = 255 - other_target[default_hole]
     mask = Image.fromarray(default_hole.astype(np.uint8) * 255)
-    for shorter_side in (40, 36, 50):  # unchanged, downscaled, upscaled
+    height, width = default_target.shape[:2]
+    for shorter_side, factor in ((40, 1), (50, 1), (21, 1), (20, 2), (13, 3)):
         pixels, hole = prepare_target(Image.fromarray(default_target), mask, shorter_side)
         other_pixels, other_hole = prepare_target(Image.fromarray(other_target), mask, shorter_side)
         assert pixels.dtype == torch.uint8 and hole.dtype == torch.bool
-        assert min(pixels.shape[-2:]) == shorter_side and hole.shape[-2:] == pixels.shape[-2:]
+        assert pixels.shape[-2:] == (-(-height // factor), -(-width // factor))
+        assert hole.shape[-2:] == pixels.shape[-2:]
         assert torch.equal(pixels, other_pixels) and torch.equal(hole, other_hole)
-    unresized, _ = prepare_target(Image.fromarray(default_target), mask, 40)
-    assert bool((unresized[:, torch.from_numpy(default_hole)] == round(HOLE_FILL_VALUE)).all())
+    kept, hole = prepare_target(Image.fromarray(default_target), mask, 40)
+    assert torch.equal(hole[0], torch.from_numpy(default_hole))
+    assert bool((kept[:, hole[0]] == round(HOLE_FILL_VALUE)).all())
+    assert torch.equal(
+        kept[:, ~hole[0]], torch.from_numpy(default_target).permute(2, 0, 1)[:, ~hole[0]]
+    )
 
 
 def test_differences_outside_the_hole_do_reach_batches(make_scene, default_hole, default_target):
@@ -265,6 +292,18 @@ def test_bad_scene_fails_at_construction(make_scene) -> None:
 def test_bad_settings_raise_value_error(make_scene, overrides: dict) -> None:
     with pytest.raises(ValueError):
         make_module(make_scene(), **overrides)
+
+
+def test_an_epoch_too_short_for_a_batch_on_every_process_is_refused(make_scene) -> None:
+    """Two processes split 6 examples 3 and 3: no batch of 4 on either, nothing trained."""
+    module = make_module(make_scene(), samples_per_epoch=6)
+    module.trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(
+        ConfigError, match=r"samples_per_epoch \(6\) gives each of the 2 processes 3"
+    ):
+        module.setup("fit")
+    module.trainer = SimpleNamespace(world_size=1)
+    module.setup("fit")
 
 
 def test_masks_config_is_copied(make_scene) -> None:
