@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -62,11 +63,17 @@ def write_json(data: object, path: Path) -> None:
     write_text(json.dumps(data, indent=2, default=str), path)
 
 
+UMASK_LOCK = threading.Lock()
+"""The umask can only be read by setting it: threads writing files (`save_images`) take turns,
+or one could read the 0 another has just set, and set it for good."""
+
+
 def umask_mode(directory: bool) -> int:
     """The permissions `open` or `mkdir` would give under the current umask: temporary files
     and folders are created owner-only, and keep that mode through the final rename."""
-    umask = os.umask(0)
-    os.umask(umask)
+    with UMASK_LOCK:
+        umask = os.umask(0)
+        os.umask(umask)
     return (0o777 if directory else 0o666) & ~umask
 
 

@@ -2,13 +2,15 @@
 
 import os
 import stat
+import sys
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from realfill.errors import OutputError
-from realfill.io import check_replaceable, save_image, save_images, staged_directory
+from realfill.io import check_replaceable, save_image, save_images, staged_directory, umask_mode
 
 OWNED = {"candidates", "scores.json"}
 
@@ -92,3 +94,24 @@ def test_save_images_writes_each_image_losslessly_to_its_own_path(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no staging
     with pytest.raises(ValueError, match="2 images for 1 paths"):
         save_images(images[:2], paths[:1])
+
+
+def test_threads_reading_the_umask_at_once_leave_it_as_it_was(umask_022):
+    """`save_images` writes from several threads; reading the umask means setting it."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    seen = set()
+
+    def read_modes() -> None:
+        seen.update(umask_mode(directory=False) for _ in range(20_000))
+
+    threads = [threading.Thread(target=read_modes) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert seen == {0o644}
+    assert os.umask(0o022) == 0o022
