@@ -189,11 +189,10 @@ class SampleCLI(SceneCLI):
 
 def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
     """Seeds, candidate files and scores written by every process, in seed order."""
-    seeds, files, scores = [], [], []
-    for path in sorted(staging.glob("seed*.png")):
-        seeds.append(int(path.stem.removeprefix("seed")))
-        files.append(path)
-        scores.append(json.loads(path.with_suffix(".json").read_text())["score"])
+    staged = {int(path.stem.removeprefix("seed")): path for path in staging.glob("seed*.png")}
+    seeds = sorted(staged)  # by number: seed100000 comes after seed99999
+    files = [staged[seed] for seed in seeds]
+    scores = [json.loads(path.with_suffix(".json").read_text())["score"] for path in files]
     return seeds, files, scores
 
 

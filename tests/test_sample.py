@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from realfill.callbacks import CompleteTarget
 from realfill.cli import run_cli
 from realfill.fit import main as fit
-from realfill.sample import CandidateSampler, SampleCLI, prints_and_exits
+from realfill.sample import CandidateSampler, SampleCLI, collect, prints_and_exits
 from realfill.sample import main as sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,3 +278,13 @@ def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(mon
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert [c["seed"] for c in sampler.predict_step(partial, 1)] == [2]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+
+
+def test_staged_candidates_are_collected_in_seed_order_past_five_digits(tmp_path):
+    """Ties in the ranking go to the lower seed, so the order must be numeric."""
+    for seed, score in ((100000, 3), (99999, 3), (7, 1)):
+        Image.new("RGB", (2, 2)).save(tmp_path / f"seed{seed:05d}.png")
+        (tmp_path / f"seed{seed:05d}.json").write_text(json.dumps({"score": score}))
+    seeds, files, scores = collect(tmp_path)
+    assert seeds == [7, 99999, 100000] and scores == [1, 3, 3]
+    assert [file.name for file in files] == ["seed00007.png", "seed99999.png", "seed100000.png"]

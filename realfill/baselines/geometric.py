@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from realfill.baselines.classical import inpaint
-from realfill.callbacks.compositing import composite
+from realfill.callbacks.compositing import check_feathering, composite
 from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.data import Scene
 
@@ -108,7 +108,8 @@ class GeometricBaseline:
                 makes corners that are not in the scene).
             inpaint_radius: OpenCV inpainting radius for hole pixels no warp covers.
             feather_dilation: Pixels the mask is dilated by before compositing.
-            feather_blur: Box-blur radius of the compositing mask's edge.
+            feather_blur: Box-blur radius of the compositing mask's edge; at most
+                feather_dilation, so that the blur never reaches into the hole.
         """
         self.matcher = matcher or SIFTMatcher()
         self.ransac_threshold = ransac_threshold
@@ -122,6 +123,7 @@ class GeometricBaseline:
         )
         self.hole_margin = hole_margin
         self.inpaint_radius = inpaint_radius
+        check_feathering("GeometricBaseline", feather_dilation, feather_blur)
         self.feather = (feather_dilation, feather_blur)
 
     @torch.no_grad()

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from PIL import Image
 
-from realfill.callbacks.compositing import FeatheredComposite
+from realfill.callbacks.compositing import FeatheredComposite, check_feathering
 from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.callbacks.selection import (
     SELECTION_ENTRIES,
@@ -47,15 +47,12 @@ def sampling_settings(
     if scheduler is not None:
         scheduler_class(scheduler)
     counts = {"num_inference_steps": num_inference_steps, "batch_size": batch_size}
-    sizes = {"feather_dilation": feather_dilation, "feather_blur": feather_blur}
     for name, value in counts.items():
         if value < 1:
             raise ConfigError(f"{owner}: {name} must be >= 1, got {value}")
     if resolution is not None and resolution < 1:
         raise ConfigError(f"{owner}: resolution must be >= 1 (or null), got {resolution}")
-    for name, value in sizes.items():
-        if value < 0:
-            raise ConfigError(f"{owner}: {name} must be >= 0, got {value}")
+    check_feathering(owner, feather_dilation, feather_blur)
     return {
         "num_inference_steps": num_inference_steps,
         "scheduler": scheduler,
@@ -125,7 +122,8 @@ class CompleteTarget(L.Callback):
             resolution: Shorter side of the sampling size; default the data's training
                 resolution.
             feather_dilation: Pixels the mask is dilated by before compositing.
-            feather_blur: Box-blur radius of the compositing mask's edge.
+            feather_blur: Box-blur radius of the compositing mask's edge; at most
+                feather_dilation, so that the blur never reaches into the hole.
             matcher: Keypoint matcher for ranking (class_path); default
                 realfill.callbacks.SIFTMatcher, which needs no weights.
             match_margin: Pixels around the filled region whose matches count too (0: the

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from realfill.errors import ConfigError
+
 MASK_THRESHOLD = 128
 """A scene-mask pixel (mode "L") at or above this value is missing."""
 
@@ -56,6 +58,21 @@ def feather_mask(mask: torch.Tensor, dilation: int = 1, blur: int = 1) -> torch.
         window = float((2 * blur + 1) ** 2)
         hard = _box_sum(hard, blur) / window
     return hard[0, 0].clamp_(0.0, 1.0)
+
+
+def check_feathering(owner: str, dilation: int, blur: int) -> None:
+    """Refuse (`ConfigError` naming `owner`) feathering settings a completion cannot use:
+    negative sizes, or a blur wider than the dilation, whose window reaches back into the hole
+    and blends the target's missing pixels into the fill's rim."""
+    if dilation < 0 or blur < 0:
+        raise ConfigError(
+            f"{owner}: feather_dilation and feather_blur must be >= 0, got {dilation} and {blur}"
+        )
+    if blur > dilation:
+        raise ConfigError(
+            f"{owner}: feather_blur ({blur}) must be <= feather_dilation ({dilation}): a wider "
+            "blur reaches into the hole and blends the target's missing pixels into the fill"
+        )
 
 
 def mask_to_tensor(mask: Image.Image, threshold: int = MASK_THRESHOLD) -> torch.Tensor:

@@ -70,7 +70,8 @@ class PeriodicSampling(L.Callback):
             resolution: Shorter side of the sampling size; default the data's training
                 resolution.
             feather_dilation: Pixels the mask is dilated by before compositing.
-            feather_blur: Box-blur radius of the compositing mask's edge.
+            feather_blur: Box-blur radius of the compositing mask's edge; at most
+                feather_dilation, so that the blur never reaches into the hole.
             dirname: Folder under the run dir for the contact sheets.
             key: Name the samples are logged under in W&B.
         """

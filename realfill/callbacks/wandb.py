@@ -6,8 +6,9 @@ and `LearningRateMonitor` adds the learning rates. Lightning itself only logs th
 `SaveRunConfig` writes `config.yaml` without telling any logger, so `WandbReport` puts the
 whole resolved config into the W&B run config.
 
-Nothing here waits on the network. With `WANDB_MODE=offline` everything lands in the run's
-`wandb/offline-run-*` folder for a later `wandb sync`; with `WANDB_MODE=disabled` nothing is
+Nothing here waits on the network. With `WANDB_MODE=offline` the run lands in the run's
+`wandb/offline-run-*` folder for a later `wandb sync`, the files of its artifacts and tables in
+wandb's data folder (`WANDB_DATA_DIR`); with `WANDB_MODE=disabled` nothing is
 logged and no artifact is staged. Online, files and artifacts upload in the background and the
 process waits for them only when it exits.
 """

@@ -6,6 +6,7 @@ A family lists its adapted components by their diffusers pipeline name (`unet`,
 writes and reads.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 
 from realfill.errors import ModelLoadError
-from realfill.io import staged_directory
+from realfill.io import staged_directory, umask_mode
 
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 """The file name stock diffusers writes and looks for first."""
@@ -42,12 +43,15 @@ class AdaptedComponent:
 
 
 def inference_lora_metadata(module: torch.nn.Module) -> dict:
-    """The adapter config to store beside the weights, with dropout off.
+    """The adapter config to store beside the weights, with dropout off and sets (peft's
+    `target_modules`) as sorted lists, so that the same adapters give the same file.
 
     Stock diffusers leaves freshly loaded LoRA layers in training mode, so a stored dropout
     would make every `load_lora_weights` user sample with random dropout.
     """
-    return {**module.peft_config["default"].to_dict(), "lora_dropout": 0.0}
+    config = module.peft_config["default"].to_dict()
+    config = {k: sorted(v) if isinstance(v, set | frozenset) else v for k, v in config.items()}
+    return {**config, "lora_dropout": 0.0}
 
 
 def save_adapters(
@@ -64,6 +68,7 @@ def save_adapters(
     }
     with staged_directory(Path(directory), {LORA_WEIGHTS_NAME}) as staging:
         pipeline_class.save_lora_weights(staging, **layers, **metadata)
+        os.chmod(staging / LORA_WEIGHTS_NAME, umask_mode(directory=False))  # safetensors: 0600
 
 
 def load_adapters(

@@ -7,12 +7,15 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
+from realfill.baselines import GeometricBaseline
 from realfill.callbacks.compositing import (
     FeatheredComposite,
+    check_feathering,
     composite,
     feather_mask,
     mask_to_tensor,
 )
+from realfill.errors import ConfigError
 
 HEIGHT, WIDTH = 24, 32
 
@@ -191,3 +194,12 @@ def test_compositing_the_ground_truth_onto_the_example_target_restores_it():
     assert np.all(np.asarray(target)[hole] == 255), "the target's hole is painted white"
     assert np.array_equal(np.asarray(target)[~hole], np.asarray(gt)[~hole])
     assert np.array_equal(np.asarray(composite(gt, target, mask)), np.asarray(gt))
+
+
+def test_feathering_whose_blur_would_reach_into_the_hole_is_refused():
+    check_feathering("CompleteTarget", dilation=1, blur=1)
+    check_feathering("CompleteTarget", dilation=2, blur=0)
+    with pytest.raises(ConfigError, match=r"CompleteTarget: feather_blur \(2\) must be <= "):
+        check_feathering("CompleteTarget", dilation=1, blur=2)
+    with pytest.raises(ConfigError, match="GeometricBaseline: feather_dilation and feather_blur"):
+        GeometricBaseline(feather_dilation=-1, feather_blur=0)

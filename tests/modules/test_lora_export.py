@@ -1,8 +1,19 @@
+import json
+import os
+import stat
+
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import safe_open
 
-from realfill.modules import InpaintingBaseModel, RealFillModule, sampling
+from realfill.modules import (
+    InpaintingBaseModel,
+    RealFillModule,
+    TinyStableDiffusionInpainting,
+    sampling,
+)
+from realfill.modules.lora_io import LORA_WEIGHTS_NAME
 from realfill.modules.sampling import sampling_batch_size
 
 SAMPLING = {"resolution": 64, "num_inference_steps": 4, "batch_size": 2, "progress": False}
@@ -97,6 +108,24 @@ def test_saved_lora_loads_back_into_a_fresh_model(plugin, tmp_path):
     for name, param in fresh.named_parameters():
         if param.requires_grad:
             assert torch.equal(param, trained[name]), name
+
+
+def test_the_lora_file_is_reproducible_and_gets_the_umasks_mode(tmp_path):
+    """Two saves of the same adapters give the same bytes (peft keeps `target_modules` as a
+    set, in an order that changes between processes); the file is 0644 under umask 022
+    (safetensors alone creates it 0600)."""
+    module = RealFillModule(TinyStableDiffusionInpainting(seed=0))
+    previous = os.umask(0o022)
+    try:
+        module.save_lora(tmp_path / "lora")
+    finally:
+        os.umask(previous)
+    path = tmp_path / "lora" / LORA_WEIGHTS_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    with safe_open(str(path), "pt") as weights:
+        metadata = json.loads(weights.metadata()["lora_adapter_metadata"])
+    modules = {key: value for key, value in metadata.items() if key.endswith(".target_modules")}
+    assert modules and all(value == sorted(value) for value in modules.values())
 
 
 def test_the_cpu_samples_one_candidate_at_a_time_for_bit_exact_seeds():
