@@ -1,6 +1,7 @@
 """`python -m realfill.sample` on a finished tiny run: selection, reproducibility, two processes."""
 
 import json
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -117,7 +118,15 @@ def test_a_recorded_seed_reproduces_its_candidate_bit_for_bit(run_dir, tmp_path)
 
 def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_path, run_command):
     config = ["--config", str(run_dir / "config.yaml"), "--num_samples=5", *FAST_SAMPLING]
-    sample([*config, f"--out={tmp_path / 'single'}"])
+    # CPU kernels round differently with the thread count: sample with each DDP process's
+    # share, as Lightning sets it (unless OMP_NUM_THREADS is set)
+    share = int(os.environ.get("OMP_NUM_THREADS", 0)) or len(os.sched_getaffinity(0)) // 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, share))
+    try:
+        sample([*config, f"--out={tmp_path / 'single'}"])
+    finally:
+        torch.set_num_threads(threads)
     result = run_command(
         "realfill.sample",
         *config,
@@ -148,7 +157,12 @@ def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
         (["--keep=-1"], "keep must be >= 0, got -1"),
         (["--num_inference_steps=0"], "num_inference_steps must be >= 1, got 0"),
         (["--batch_size=0"], "batch_size must be >= 1, got 0"),
-        (["--feather_dilation=-2"], "feather_dilation must be >= 0, got -2"),
+        (["--feather_dilation=-2"], "feather_blur must be >= 0, got -2 and 1"),
+        (
+            ["--feather_blur=2"],
+            "feather_blur (2) must be <= feather_dilation (1): a wider blur reaches into the "
+            "hole and blends the target's missing pixels into the fill",
+        ),
         (["--resolution=0"], "resolution must be >= 1 (or null), got 0"),
     ],
 )
@@ -179,7 +193,7 @@ def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tm
     config["trainer"]["callbacks"].append(
         {
             "class_path": "realfill.callbacks.CompleteTarget",
-            "init_args": {"num_inference_steps": 3, "feather_blur": 2},
+            "init_args": {"num_inference_steps": 3, "feather_dilation": 2, "feather_blur": 2},
         }
     )
     with_completion = tmp_path / "config.yaml"
@@ -195,9 +209,9 @@ def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tm
     run_cli(SampleCLI, record, None, [*base, "--num_inference_steps", "2"])
     assert seen == {"steps": 2, "blur": 2}
     stacked = tmp_path / "sampling.yaml"
-    stacked.write_text(yaml.safe_dump({"feather_blur": 5}))  # a later file overrides too
+    stacked.write_text(yaml.safe_dump({"feather_blur": 0}))  # a later file overrides too
     run_cli(SampleCLI, record, None, [*base, "--config", str(stacked)])
-    assert seen == {"steps": 3, "blur": 5}
+    assert seen == {"steps": 3, "blur": 0}
 
 
 def test_print_config_shows_the_settings_sampling_will_use(run_dir, tmp_path, run_command):
