@@ -103,6 +103,14 @@ class PeriodicSampling(L.Callback):
         if stage == "fit":
             check_sampling_scheduler(pl_module, self.sampling["scheduler"])
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """A fit from step 0 into a run dir sampled before removes that fit's sheets, so that
+        the folder shows one training's progress (a resumed fit keeps them); other files in
+        the folder are left alone."""
+        if trainer.is_global_zero and trainer.global_step == 0:
+            for sheet in self.sheet_path(trainer, 0).parent.glob("step[0-9]*.png"):
+                sheet.unlink()
+
     def is_due(self, step: int) -> bool:
         """Whether `step` is a sampling step not yet sampled.
 

@@ -1,5 +1,7 @@
 """PeriodicSampling: fixed seeds every N steps, without changing what training does."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from safetensors.torch import load_file
@@ -64,3 +66,20 @@ def test_sheets_every_n_steps_and_training_unchanged(fit_tiny, monkeypatch):
     without = load_file(plain / "lora" / "pytorch_lora_weights.safetensors")
     assert with_sampling.keys() == without.keys()
     assert all(with_sampling[k].equal(without[k]) for k in without)
+
+
+def test_a_fit_from_step_zero_removes_an_earlier_fits_sheets_and_a_resumed_one_keeps_them(
+    tmp_path,
+):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name in ("step000250.png", "notes.txt"):
+        (samples / name).write_text("")
+    callback = PeriodicSampling()
+    resumed = SimpleNamespace(is_global_zero=True, global_step=250, default_root_dir=tmp_path)
+    callback.on_train_start(resumed, None)
+    assert sorted(p.name for p in samples.iterdir()) == ["notes.txt", "step000250.png"]
+    fresh = SimpleNamespace(is_global_zero=True, global_step=0, default_root_dir=tmp_path)
+    callback.on_train_start(fresh, None)
+    assert [p.name for p in samples.iterdir()] == ["notes.txt"]
+    callback.on_train_start(fresh, None)  # no sheets, or no folder: nothing to do
