@@ -22,14 +22,14 @@ python3 -c "import torch, diffusers, peft, transformers; print(torch.__version__
 diffusers.__version__, peft.__version__, transformers.__version__)" | tee -a "$out/gpu.txt"
 
 if [ "${SPEED_SECONDS:-300}" != 0 ]; then
-    timeout "${SPEED_SECONDS:-300}" python3 benchmarks/speed.py --steps 6 --num_workers 8 \
+    timeout -k 20 "${SPEED_SECONDS:-300}" python3 benchmarks/speed.py --steps 6 --num_workers 8 \
         ${SPEED_ARGS:---only unmerged --compile regional whole --profile} --out "$out" \
         > "$out/speed.log" 2>&1
     echo "speed.py exit $?"; grep -v "^\[transformers\]" "$out/speed.log" | tail -n 25
 fi
 
 if [ "${END_TO_END_SECONDS:-200}" != 0 ]; then
-    timeout "${END_TO_END_SECONDS:-200}" python3 benchmarks/end_to_end.py \
+    timeout -k 20 "${END_TO_END_SECONDS:-200}" python3 benchmarks/end_to_end.py \
         --trainer.default_root_dir=/tmp/end_to_end "$@" > "$out/end_to_end.log" 2>&1
     echo "end_to_end.py exit $?"
     tr '\r' '\n' < "$out/end_to_end.log" | grep -v "it/s\]\|s/it\]" | tail -n 30

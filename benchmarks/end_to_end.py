@@ -10,9 +10,11 @@ Runs `max_steps` training steps (benchmarks/end_to_end.yaml) and extrapolates th
 from the steady step time after warm-up (the warm-up includes torch.compile, which
 configs/realfill.yaml turns on; a second run on the same machine reuses inductor's cache), and
 its 64 candidates from the selection time per candidate, whose stages it records. Extra
-arguments go to `realfill.fit`. Writes `<out>/end_to_end.json`.
+arguments go to `realfill.fit`. Writes `<out>/end_to_end.json` at the end, and the stage marks
+reached so far to `<out>/end_to_end_marks.json` as they come (`StageClock`).
 """
 
+import datetime
 import json
 import os
 import sys
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     candidates = completion.num_samples
     results = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
         "training_steps": steps,
         "batch_size": cli.datamodule.batch_size,
         "completion_size": "x".join(map(str, completion_size(cli))),

@@ -22,7 +22,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
-    """Mean seconds of `fn` over `repeats` calls after `warmup` untimed ones."""
+    """Mean seconds of `fn` over `repeats` calls after `warmup` untimed ones (0 for none)."""
     for _ in range(warmup):
         fn()
     synchronize(device)
@@ -30,14 +30,18 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: 
     for _ in range(repeats):
         fn()
     synchronize(device)
-    return (time.perf_counter() - start) / repeats
+    return (time.perf_counter() - start) / max(1, repeats)
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int) -> float:
-    """Measured dense matmul throughput in FLOP/s: the MFU denominator."""
+    """Measured dense matmul throughput in FLOP/s, the best of three windows: the MFU
+    denominator. On a GPU each window is about a quarter of a second (200 matmuls of 8192, after
+    50 untimed), so that the clocks have risen: a low peak would inflate every MFU."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = timed(lambda: a @ b, device, repeats=20, warmup=5)
+    repeats, warmup = (200, 50) if device.type == "cuda" else (5, 1)
+    timed(lambda: a @ b, device, repeats=0, warmup=warmup)
+    seconds = min(timed(lambda: a @ b, device, repeats=repeats, warmup=0) for _ in range(3))
     return 2 * size**3 / seconds
 
 
@@ -68,6 +72,23 @@ def training_batch(datamodule: SceneDataModule, batch_size: int, device: torch.d
     return {k: torch.stack([s[k] for s in samples]).to(device) for k in samples[0]}
 
 
+def training_flops(
+    module: RealFillModule, batch: dict, device: torch.device, dtype: torch.dtype
+) -> int:
+    """FLOPs of one training step's forward and backward (the optimizer's elementwise update
+    is not counted). Count them on a module without gradient checkpointing: with it, the
+    recomputed forward would count as work, though it only saves memory."""
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def forward_backward() -> None:
+        with autocast:
+            loss = module.masked_loss(batch)
+        loss.backward()
+        module.zero_grad(set_to_none=True)
+
+    return counted_flops(forward_backward)
+
+
 def measure_training(
     module: RealFillModule,
     batch: dict,
@@ -91,17 +112,11 @@ def measure_training(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def forward_backward() -> None:
-        with autocast:
-            loss = module.masked_loss(batch)
-        loss.backward()
-        optimizer.zero_grad(set_to_none=True)
-
     reset_peak_memory(device)
     first = timed(step, device, repeats=1, warmup=0)  # compilation and autotuning included
     seconds = timed(step, device, repeats=steps, warmup=2)  # CUDA graphs record on the 2nd
     memory = peak_memory_gib(device)
-    flops = flops or counted_flops(forward_backward)
+    flops = flops or training_flops(module, batch, device, dtype)
     encode = timed(lambda: module.encode_batch(batch), device, repeats=steps, warmup=1)
     batch_size = batch["pixels"].shape[0]
     results = {
@@ -159,11 +174,15 @@ def device_busy_seconds(events) -> float:
 
 
 def measure_data(datamodule: SceneDataModule, batches: int) -> float:
-    """Samples per second the training dataloader delivers (its workers included)."""
-    loader = iter(datamodule.train_dataloader())
-    next(loader)  # workers started
+    """Samples per second the training dataloader delivers (its workers included). The
+    batches the workers prefetch while the first is awaited are taken untimed."""
+    loader = datamodule.train_dataloader()
+    prefetched = loader.num_workers * (loader.prefetch_factor or 0)
+    batches_in = iter(loader)
+    for _ in range(1 + prefetched):  # workers started, their prefetched batches taken
+        next(batches_in)
     start = time.perf_counter()
-    count = sum(next(loader)["pixels"].shape[0] for _ in range(batches))
+    count = sum(next(batches_in)["pixels"].shape[0] for _ in range(batches))
     return count / (time.perf_counter() - start)
 
 

@@ -94,9 +94,14 @@ def markdown(results: dict) -> str:
                 f"{r['operator_calls']} aten calls |"
             )
     if "data" in results:
+        consumed = (
+            f" vs {results['training']['samples_per_second']:.1f} consumed"
+            if "training" in results
+            else ""
+        )
         lines.append(
             f"| data pipeline | {results['data']['samples_per_second']:.0f} samples/s "
-            f"delivered vs {results['training']['samples_per_second']:.1f} consumed |"
+            f"delivered{consumed} |"
         )
     if "end_to_end_minutes" in results:
         lines.append(

@@ -1,9 +1,17 @@
 """`StageClock`: wall-clock marks of a fit, for benchmarks/end_to_end.py."""
 
+import os
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
+
+from realfill.io import write_json
+
+MARKS_FILE = "end_to_end_marks.json"
+"""Written at every mark, to `$OUT` (or the run dir): a run cut off at its time limit keeps
+the marks it reached, e.g. the steady step time while its selection was still running."""
 
 
 class StageClock(L.Callback):
@@ -16,21 +24,36 @@ class StageClock(L.Callback):
         self.warmup_steps = warmup_steps
         self.marks: dict[str, float] = {}
         self.steady_steps = 0
+        self.out: Path | None = None
 
     def mark(self, name: str) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.marks[name] = time.perf_counter()
+        if self.out is not None:
+            write_json(self.progress(), self.out / MARKS_FILE)
+
+    def progress(self) -> dict:
+        """The marks so far, in seconds since training started."""
+        start = self.marks["train_start"]
+        return {
+            "seconds_since_train_start": {k: t - start for k, t in self.marks.items()},
+            "warmup_steps": self.warmup_steps,
+            "steady_steps": self.steady_steps,
+        }
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.out = Path(os.environ.get("OUT") or trainer.default_root_dir)
         self.mark("train_start")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup_steps:
+        step = trainer.global_step  # repeats over accumulated batches: mark each step once
+        if step == self.warmup_steps and "steady_start" not in self.marks:
             self.mark("steady_start")
-        if trainer.global_step == trainer.max_steps:
+        if step == trainer.max_steps and "train_end" not in self.marks:
+            self.steady_steps = step - self.warmup_steps
             self.mark("train_end")
-            self.steady_steps = trainer.global_step - self.warmup_steps
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mark("selection_end")

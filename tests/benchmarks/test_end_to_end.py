@@ -51,3 +51,7 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(
     assert results["estimated_minutes_paper_run"] * 60 > 2000 * results["seconds_per_steady_step"]
     assert results["estimated_minutes_paper_run"] * 60 > 64 * selection_per_candidate
     assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    marks = json.loads((tmp_path / "out" / "end_to_end_marks.json").read_text())
+    reached = marks["seconds_since_train_start"]
+    assert list(reached) == ["train_start", "steady_start", "train_end", "selection_end"]
+    assert marks["steady_steps"] == 2 and reached["train_end"] < reached["selection_end"]

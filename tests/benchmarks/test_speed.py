@@ -18,7 +18,10 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path, load_script):
     assert "not meaningful" in table.read_text()
     for key in ("training", "training_24gb", "sampling"):
         assert results[key]["mfu"] > 0
-    assert results["training"]["tflop_per_step"] > results["training_24gb"]["tflop_per_step"]
+    # the 24 GB profile's useful work: its batch's, without checkpointing's recomputation
+    # (the text encoder's fixed cost keeps it just above half of the batch of 4's)
+    ratio = results["training_24gb"]["tflop_per_step"] / results["training"]["tflop_per_step"]
+    assert 0.5 <= ratio < 0.51  # with the recomputed forward counted: 0.58
     assert results["sampling"]["candidates_per_minute"] > 0
     assert results["sampling"]["size"] == "64x64"  # the square scene: resolution x resolution
     assert results["sampling_unmerged"]["candidates_per_minute"] > 0
@@ -43,6 +46,8 @@ def test_compiled_variants_are_timed_and_tabled(tmp_path, load_script):
     (table,) = tmp_path.glob("*.md")
     assert "training, torch.compile: UNet (regional reduce overhead)" in table.read_text()
     assert "sampling_unmerged" not in results and "data" not in results
+    (json_file,) = tmp_path.glob("*.json")  # saved as soon as it is known
+    assert "end_to_end_minutes" in json.loads(json_file.read_text())
     assert "{'force_layout_optimization': True}" in table.read_text()
     assert not torch._inductor.config.force_layout_optimization  # patched for the run only
 
@@ -58,8 +63,9 @@ def test_unknown_or_malformed_inductor_setting_is_a_usage_error(load_script, set
 def test_sampling_only_skips_training_and_times_compiled_sampling(tmp_path, load_script):
     speed = load_script("speed")
     results = speed.main(
-        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only", "--only"]
-        + ["--compile", "sampling", "--compile_backend", "eager", "--out", str(tmp_path)]
+        ["--scale", "tiny", "--steps", "1", "--num_workers", "0", "--sampling_only"]
+        + ["--only", "data", "--compile", "sampling", "--compile_backend", "eager"]
+        + ["--out", str(tmp_path)]
         + ["--keep_aspect"]
     )
     assert "training" not in results and "end_to_end_minutes" not in results
@@ -69,6 +75,7 @@ def test_sampling_only_skips_training_and_times_compiled_sampling(tmp_path, load
     assert sampling["first_call_seconds"] > 0 and sampling["candidates_per_minute"] > 0
     (table,) = tmp_path.glob("*.md")
     assert "Sampling only." in table.read_text()
+    assert "samples/s delivered |" in table.read_text()  # nothing consumed: no training
     assert "sampling, torch.compile: UNet (whole)" in table.read_text()
     with pytest.raises(SystemExit):
         speed.main(["--scale", "tiny", "--sampling_only", "--compile", "whole"])
