@@ -20,12 +20,21 @@ encodes in 21 ms against 99 ms at Pillow's default 6, for files 16% larger; loss
 way."""
 
 
+def make_parent(path: Path) -> None:
+    """Create the folder `path` goes in, or refuse in one line (`OutputError`) when it cannot
+    be: a file in the way, no permission."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{path}: cannot be written ({error.strerror or error})") from None
+
+
 @contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path in `path`'s folder (same suffix) that is renamed onto `path`
     only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     handle, staging = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     os.chmod(staging, umask_mode(directory=False))
@@ -110,7 +119,7 @@ def staged_directory(path: Path, owned: Collection[str]) -> Iterator[Path]:
     """
     path = Path(path)
     check_replaceable(path, owned)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     os.chmod(staging, umask_mode(directory=True))
     try:

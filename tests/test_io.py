@@ -115,3 +115,12 @@ def test_threads_reading_the_umask_at_once_leave_it_as_it_was(umask_022):
         sys.setswitchinterval(interval)
     assert seen == {0o644}
     assert os.umask(0o022) == 0o022
+
+
+def test_an_output_under_a_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(OutputError, match="afile/report.md: cannot be written"):
+        save_image(Image.new("RGB", (2, 2)), tmp_path / "afile" / "report.md")
+    with pytest.raises(OutputError, match="afile/out: cannot be written"):
+        write_output(tmp_path / "afile" / "out", "x")
+    assert (tmp_path / "afile").read_text() == "mine"

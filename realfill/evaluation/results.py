@@ -88,7 +88,10 @@ def read_scores(completions: Path) -> list[dict]:
         raise BenchmarkError(f"{path}: missing (no completions; run realfill.sample or a baseline)")
     try:
         records = json.loads(path.read_text())
-        return [{k: r[k] for k in ("seed", "score", "rank", "file")} for r in records]
+        return [
+            {"seed": int(r["seed"]), "score": r["score"], "rank": int(r["rank"]), "file": r["file"]}
+            for r in records
+        ]
     except (ValueError, KeyError, TypeError) as error:
         raise BenchmarkError(f"{path}: not a scores.json list of seed/score/rank/file") from error
 
@@ -123,10 +126,10 @@ def evaluate_scene(
             CandidateResult(
                 method,
                 scene.name,
-                int(record["seed"]),
+                record["seed"],
                 record["score"],  # verified matches: an int, kept so in the CSV
-                int(record["rank"]),
-                int(record["seed"]) in selected,
+                record["rank"],
+                record["seed"] in selected,
                 str(path),
                 metrics,
             )

@@ -1,5 +1,6 @@
 """`python -m realfill.evaluate` on hand-made results, and its one-line user errors."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from PIL import Image
 from realfill.callbacks.selection import write_selection
 from realfill.data import load_scene
 from realfill.evaluate import main, method_names
-from realfill.evaluation.results import BenchmarkError
+from realfill.evaluation.results import BenchmarkError, read_scores
 
 
 def write_results(benchmark: Path, results: Path) -> None:
@@ -104,3 +105,10 @@ def test_results_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_pa
     ]
     with pytest.raises(BenchmarkError, match="given twice"):
         method_names([folders[0], folders[0]])
+
+
+def test_a_scores_json_with_a_malformed_value_is_one_line_naming_the_file(tmp_path):
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps([{"seed": "abc", "score": 1, "rank": 1, "file": "x.png"}]))
+    with pytest.raises(BenchmarkError, match=f"{scores}: not a scores.json list"):
+        read_scores(tmp_path)
