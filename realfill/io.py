@@ -1,6 +1,7 @@
 """Atomic output: a reader never sees a half-written image or folder."""
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -67,9 +68,21 @@ def write_text(text: str, path: Path) -> None:
         staging.write_text(text, newline="")
 
 
+def finite_json(value: object) -> object:
+    """`value` with every non-finite float as the string "inf", "-inf" or "nan": JSON has no
+    literal for them (Python writes `Infinity`, which strict parsers reject)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
 def write_json(data: object, path: Path) -> None:
-    """Write JSON (indented) atomically."""
-    write_text(json.dumps(data, indent=2, default=str), path)
+    """Write strict JSON (indented, non-finite floats as strings) atomically."""
+    write_text(json.dumps(finite_json(data), indent=2, default=str, allow_nan=False), path)
 
 
 UMASK_LOCK = threading.Lock()

@@ -182,7 +182,7 @@ def from_source(load: Callable[[str, str], Scorer], source: str, device: str) ->
     try:
         return load(source, device)
     except Exception as error:  # hub, file and weight errors
-        raise OSError(f"cannot load {source!r} ({type(error).__name__})") from error
+        raise OSError(f"cannot load {source!r} ({one_line(error)})") from error
 
 
 def metric_loaders(settings: MetricSettings) -> dict[str, Callable[[], Scorer]]:

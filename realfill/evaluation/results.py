@@ -143,10 +143,13 @@ def save_candidate_results(results: list[CandidateResult], path: Path) -> None:
 
 
 def load_candidate_results(path: Path) -> list[CandidateResult]:
-    """Scored candidates cached by `save_candidate_results`."""
+    """Scored candidates cached by `save_candidate_results` (a non-finite metric was written
+    as a string, see `finite_json`)."""
     keys = ("method", "scene", "seed", "score", "rank", "selected", "file")
     out = []
     for row in json.loads(Path(path).read_text()):
-        metrics = {k: v for k, v in row.items() if k not in keys}
+        metrics = {
+            k: float(v) if isinstance(v, str) else v for k, v in row.items() if k not in keys
+        }
         out.append(CandidateResult(*(row[k] for k in keys), metrics=metrics))
     return out

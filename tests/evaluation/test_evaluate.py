@@ -1,6 +1,7 @@
 """`python -m realfill.evaluate` on hand-made results, and its one-line user errors."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,13 @@ from PIL import Image
 from realfill.callbacks.selection import write_selection
 from realfill.data import load_scene
 from realfill.evaluate import main, method_names
-from realfill.evaluation.results import BenchmarkError, read_scores
+from realfill.evaluation.results import (
+    BenchmarkError,
+    CandidateResult,
+    load_candidate_results,
+    read_scores,
+    save_candidate_results,
+)
 
 
 def write_results(benchmark: Path, results: Path) -> None:
@@ -112,3 +119,12 @@ def test_a_scores_json_with_a_malformed_value_is_one_line_naming_the_file(tmp_pa
     scores.write_text(json.dumps([{"seed": "abc", "score": 1, "rank": 1, "file": "x.png"}]))
     with pytest.raises(BenchmarkError, match=f"{scores}: not a scores.json list"):
         read_scores(tmp_path)
+
+
+def test_cached_results_are_strict_json_and_keep_an_infinite_psnr(tmp_path):
+    result = CandidateResult("realfill", "scene", 0, 3, 1, True, "c.png", {"psnr": math.inf})
+    result.metrics["dino"] = None  # unavailable
+    path = tmp_path / "cache.json"
+    save_candidate_results([result], path)
+    json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert load_candidate_results(path) == [result]
