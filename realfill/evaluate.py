@@ -20,6 +20,7 @@ from realfill.evaluation.results import (
     CandidateResult,
     benchmark_scenes,
     load_yaml,
+    scene_results,
 )
 from realfill.evaluation.results import evaluate_scene as score_scene
 
@@ -120,9 +121,13 @@ def main(args: Sequence[str] | None = None) -> Path:
             key: getattr(options, key)
             for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device")
         }
-        suite = MetricSuite(load_metric_settings(options.metrics_config, overrides))
-        warn_unavailable(suite)
+        settings = load_metric_settings(options.metrics_config, overrides)
         results = dict(zip(methods, options.results, strict=True))
+        for scene_dir in benchmark_scenes(options.benchmark):  # before the networks load
+            for folder in results.values():
+                scene_results(scene_dir, folder)
+        suite = MetricSuite(settings)
+        warn_unavailable(suite)
         scored = evaluate_benchmark(options.benchmark, results, suite)
         summary = write_report(scored, suite.unavailable, options.out or Path("report"))
     print(f"Report: {summary.resolve()}")

@@ -62,6 +62,12 @@ def format_value(metric: str, value: float | None) -> str:
     return f"{value:.{DECIMALS.get(metric, DEFAULT_DECIMALS)}f}"
 
 
+def csv_value(value: float | None) -> str:
+    """A metric value for the per-candidate CSV: 'unavailable', or the number at full
+    precision (the tables round; the CSV is the data to compute with)."""
+    return UNAVAILABLE if value is None else repr(value)
+
+
 def markdown_table(rows: dict[str, Means], first_column: str) -> str:
     """A markdown table, one row per key, metric columns in the paper's order."""
     header = f"| {first_column} | " + " | ".join(LABELS[m] for m in METRICS) + " |"
@@ -99,7 +105,7 @@ def candidates_csv(results: Sequence[CandidateResult]) -> str:
     writer.writeheader()
     for result in results:
         row = result.row()
-        writer.writerow({**row, **{m: format_value(m, row.get(m)) for m in METRICS}})
+        writer.writerow({**row, **{m: csv_value(row.get(m)) for m in METRICS}})
     return buffer.getvalue()
 
 

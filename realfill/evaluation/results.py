@@ -105,13 +105,19 @@ def selected_seeds(completions: Path) -> set[int]:
     return {int(m.group(2)) for m in matches if m}
 
 
+def scene_results(scene_dir: Path, results: Path) -> tuple[Scene, Path, list[dict], set[int]]:
+    """A scene with its ground truth and a method's completions of it (their folder, score
+    records and selected seeds), or a one-line error naming what is missing or malformed."""
+    scene = load_evaluation_scene(scene_dir)
+    completions = Path(results) / scene.name / COMPLETIONS
+    return scene, completions, read_scores(completions), selected_seeds(completions)
+
+
 def evaluate_scene(
     scene_dir: Path, results: Path, method: str, suite: MetricSuite, progress: bool = True
 ) -> list[CandidateResult]:
     """Score every candidate a method wrote for one scene against its ground truth."""
-    scene = load_evaluation_scene(scene_dir)
-    completions = Path(results) / scene.name / COMPLETIONS
-    records, selected = read_scores(completions), selected_seeds(completions)
+    scene, completions, records, selected = scene_results(scene_dir, results)
     out = []
     for record in tqdm(records, desc=f"{method}/{scene.name}", disable=not progress):
         path = completions / record["file"]

@@ -98,9 +98,9 @@ def test_unavailable_values_are_written_as_unavailable():
     table = markdown_table({"m": dict.fromkeys(METRICS) | {"psnr": 12.345}}, "method")
     assert table.splitlines()[0].startswith("| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | DreamSim ↓")
     assert "| m | 12.35 | unavailable |" in table
-    result = CandidateResult("m", "s", 0, 3, 1, True, "f.png", {"psnr": 20.0, "clip": None})
+    result = CandidateResult("m", "s", 0, 3, 1, True, "f.png", {"psnr": 20.125, "clip": None})
     row = candidates_csv([result]).splitlines()[1]
-    assert row.endswith("20.00,unavailable,unavailable,unavailable,unavailable,unavailable")
+    assert row.endswith("20.125,unavailable,unavailable,unavailable,unavailable,unavailable")
 
 
 def test_unknown_metric_settings_are_rejected():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from realfill import evaluate
 from realfill.callbacks.selection import write_selection
 from realfill.data import load_scene
 from realfill.evaluate import main, method_names
@@ -57,6 +58,7 @@ def test_evaluate_writes_the_report_with_unavailable_metrics(
     assert len(rows) == 3 and rows[1].split(",")[7] == "inf"  # seed 0, ranked first
     assert rows[0].split(",")[3] == "score" and rows[1].split(",")[3] == "10"  # matches, an int
     assert float(rows[2].split(",")[7]) < 20  # the grey fill is scored too
+    assert len(rows[2].split(",")[7].split(".")[1]) > 3  # at full precision, unlike the tables
     assert (report / "plots" / "score_vs_ssim.png").is_file()
     assert (report / "plots" / "ssim_per_scene.png").is_file()
     assert "unavailable" in capsys.readouterr().err
@@ -64,8 +66,10 @@ def test_evaluate_writes_the_report_with_unavailable_metrics(
 
 @pytest.mark.parametrize("broken", ["gt", "completions"])
 def test_bad_input_is_one_line_naming_the_file_and_exit_code_2(
-    broken, motorcycle_benchmark, tmp_path, capsys
+    broken, motorcycle_benchmark, tmp_path, capsys, monkeypatch
 ):
+    """Found before the metric networks load (downloads, hub retries)."""
+    monkeypatch.setattr(evaluate, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
     benchmark = tmp_path / "benchmark"
     shutil.copytree(motorcycle_benchmark, benchmark)
     results = tmp_path / "results"
