@@ -146,10 +146,14 @@ class InpaintingBaseModel(nn.Module, ABC):
     ) -> torch.Tensor:
         """The denoiser's prediction, in the (spatial) layout of `noisy_latents`."""
 
-    @abstractmethod
     def pipeline(self, scheduler: str | None = None) -> DiffusionPipeline:
         """A stock diffusers inpainting pipeline over these (adapted) components, sampling with
         `scheduler` (default `sampling_scheduler`)."""
+        return self.stock_pipeline(scheduler or self.sampling_scheduler)
+
+    @abstractmethod
+    def stock_pipeline(self, scheduler: str) -> DiffusionPipeline:
+        """`pipeline`, with the diffusers scheduler class named."""
 
     @abstractmethod
     def save_lora(self, directory: Path) -> None:

@@ -214,8 +214,7 @@ class FluxFillFamily(InpaintingBaseModel):
         """The distilled guidance the transformer was trained with."""
         return self.guidance
 
-    def pipeline(self, scheduler: str | None = None) -> FluxFillPipeline:
-        scheduler = scheduler or self.sampling_scheduler
+    def stock_pipeline(self, scheduler: str) -> FluxFillPipeline:
         sampler = scheduler_from_name(scheduler, self.scheduler.config)
         if not isinstance(sampler, FlowMatchEulerDiscreteScheduler):
             raise ModelLoadError(

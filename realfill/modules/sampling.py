@@ -172,10 +172,10 @@ def generate(
     module, eagerly, whatever was compiled for training. An unset `scheduler` or
     `guidance_scale` is the base model's (`sampling_scheduler`, `sampling_guidance_scale`).
     """
-    if guidance_scale is None:
-        guidance_scale = base_model.sampling_guidance_scale
     if not seeds:  # a process of a multi-GPU run whose share of the seeds is empty
         return []
+    if guidance_scale is None:
+        guidance_scale = base_model.sampling_guidance_scale
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
     width, height = generation_size(*target.size, resolution, base_model.size_multiple)

@@ -208,7 +208,7 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
             noisy_latents, timesteps, mask, masked_image_latents, unet_conditioning
         )
 
-    def pipeline(self, scheduler: str | None = None) -> StableDiffusionXLInpaintPipeline:
+    def stock_pipeline(self, scheduler: str) -> StableDiffusionXLInpaintPipeline:
         """The stock pipeline over these components; with `vae_in_fp32`, its subclass that
         encodes and decodes with the VAE in fp32 (see `Fp32VaeInpaintPipeline`)."""
         pipeline_class = StableDiffusionXLInpaintPipeline
@@ -222,9 +222,7 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
             tokenizer=self.tokenizer,
             tokenizer_2=self.tokenizer_2,
             unet=self.unet,
-            scheduler=scheduler_from_name(
-                scheduler or self.sampling_scheduler, self.scheduler.config
-            ),
+            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
             requires_aesthetics_score=False,
             force_zeros_for_empty_prompt=True,
             add_watermarker=False,

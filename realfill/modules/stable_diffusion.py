@@ -146,15 +146,13 @@ class StableDiffusionFamily(InpaintingBaseModel):
         model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
         return self.unet(model_input, timesteps, **conditioning).sample
 
-    def pipeline(self, scheduler: str | None = None) -> StableDiffusionInpaintPipeline:
+    def stock_pipeline(self, scheduler: str) -> StableDiffusionInpaintPipeline:
         pipe = StableDiffusionInpaintPipeline(
             vae=self.vae,
             text_encoder=self.text_encoder,
             tokenizer=self.tokenizer,
             unet=self.unet,
-            scheduler=scheduler_from_name(
-                scheduler or self.sampling_scheduler, self.scheduler.config
-            ),
+            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
