@@ -35,6 +35,8 @@ from realfill.io import write_json
 
 METHODS = ("realfill", "prompt_only", "geometric", "opencv")
 """Every method the benchmark can run, in report order."""
+FIT_METHODS = ("realfill", "prompt_only")
+"""The methods that run realfill.fit, and so take its `--section.key=value` flags."""
 SCORES_CACHE = "metrics.json"
 """Per method and scene: the scored candidates and the metric settings they were scored with."""
 
@@ -130,6 +132,11 @@ def main(args: Sequence[str] | None = None) -> Path:
     bad = [arg for arg in fit_args if not arg.startswith("--")]
     if bad:
         parser().error(f"unrecognised arguments: {' '.join(bad)}")
+    if fit_args and not set(options.methods) & set(FIT_METHODS):
+        parser().error(
+            f"{' '.join(fit_args)}: realfill.fit flags, but no method run here fits "
+            f"({', '.join(FIT_METHODS)})"
+        )
     options.fit_args = fit_args
     with exit_on_user_error():
         summary = run(options)

@@ -58,7 +58,9 @@ def merged_adapters(model: nn.Module) -> Iterator[None]:
     """Fold each active LoRA update into its frozen weight for the duration, adapters off: one
     matmul per adapted layer instead of three plus dropout, an add and a scale, as diffusers'
     `fuse_lora` samples. The update is summed in fp32 and rounded once to the weight's dtype.
-    After, the frozen weights are the original tensors again (bit-identical) and the adapters
+    It is written into the weight's own storage, so every weight keeps its address: CUDA graphs
+    (compile mode "reduce-overhead") hold weights by address and record again when one moves.
+    After, the frozen weights hold their original values again (bit-identical) and the adapters
     are back on, with every parameter's `requires_grad` as it was."""
     layers = [m for m in model.modules() if isinstance(m, LoraLayer) and not m.disable_adapters]
     requires_grad = {p: p.requires_grad for p in model.parameters()}
@@ -70,13 +72,13 @@ def merged_adapters(model: nn.Module) -> Iterator[None]:
             for adapter in layer.active_adapters:
                 if adapter in layer.lora_A:
                     merged += layer.get_delta_weight(adapter).float()
-            originals.append(weight.data)
-            weight.data = merged.to(weight.dtype)
+            originals.append(weight.data.clone())
+            weight.data.copy_(merged)
             layer.enable_adapters(False)
         yield
     finally:
         for layer, original in zip(layers, originals, strict=False):
-            layer.get_base_layer().weight.data = original
+            layer.get_base_layer().weight.data.copy_(original)
             layer.enable_adapters(True)
         for param, flag in requires_grad.items():
             param.requires_grad_(flag)

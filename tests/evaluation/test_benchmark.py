@@ -124,3 +124,15 @@ def test_a_config_that_is_not_yaml_stops_with_one_line_naming_it(
         main(["--config", str(broken), f"--benchmark={motorcycle_benchmark}"])
     assert exit_info.value.code == 2
     assert f"{broken}: not valid YAML" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_fit_flags_without_a_method_that_fits_stop_before_anything_runs(
+    motorcycle_benchmark, tmp_path, capsys
+):
+    config = str(REPO / "configs" / "tiny.yaml")
+    args = ["--config", config, f"--benchmark={motorcycle_benchmark}", f"--out={tmp_path}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--methods", "geometric", "--trainer.max_stepz=2"])
+    assert exit_info.value.code == 2
+    assert "--trainer.max_stepz=2: realfill.fit flags" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

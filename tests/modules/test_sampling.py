@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from peft.tuners.lora import LoraLayer
 from PIL import Image, ImageChops
 
 from realfill.modules import RealFillModule, TinyFluxFillInpainting
@@ -95,8 +96,20 @@ def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_a
     before = {n: (p.detach().clone(), p.requires_grad) for n, p in module.named_parameters()}
     outputs = predictions(module)
     calls = lora_calls(module)
+    weights = {
+        layer: layer.get_base_layer().weight
+        for layer in module.base_model.denoiser.modules()
+        if isinstance(layer, LoraLayer)
+    }
+    addresses = {layer: weight.data_ptr() for layer, weight in weights.items()}
+    seen = []
+    hook = module.base_model.denoiser.register_forward_pre_hook(
+        lambda *_: seen.append({layer: w.data_ptr() for layer, w in weights.items()})
+    )
     sample(module, merge_adapters=True)
+    hook.remove()
     assert not calls
+    assert seen and all(step == addresses for step in seen)  # CUDA graphs hold weights by address
     merged = outputs.pop(0)
     outputs.clear()
     sample(module, merge_adapters=False)
