@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from realfill.baselines import IMAGE_BASELINES, write_completion
-from realfill.baselines.diffusion import run_prompt_only, run_realfill
+from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_prompt
 from realfill.cli import exit_on_user_error
 from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
@@ -31,7 +31,7 @@ from realfill.evaluation.results import (
     load_evaluation_scene,
     load_yaml,
 )
-from realfill.io import write_json
+from realfill.io import check_writable_folder, write_json
 
 METHODS = ("realfill", "prompt_only", "geometric", "opencv")
 """Every method the benchmark can run, in report order."""
@@ -62,6 +62,21 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def cached_scores(cache: Path, key: dict) -> list[CandidateResult] | None:
+    """The scored candidates cached beside `cache` if it was written for `key`; None if not,
+    or if either file is missing or damaged (an interrupted or edited cache is a miss)."""
+    try:
+        stored = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or {k: stored.get(k) for k in key} != key:
+        return None
+    try:
+        return load_candidate_results(cache.with_suffix(".candidates.json"))
+    except BenchmarkError:
+        return None
+
+
 def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[CandidateResult]:
     """The scene's scored candidates: from the cache if scored with the same settings and the
     completions have not been written again since."""
@@ -72,10 +87,9 @@ def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[
         "unavailable": sorted(suite.unavailable),
         "completions": fingerprint(root / COMPLETIONS),
     }
-    if cache.is_file():
-        stored = json.loads(cache.read_text())
-        if {k: stored.get(k) for k in key} == key:
-            return load_candidate_results(cache.with_suffix(".candidates.json"))
+    cached = cached_scores(cache, key)
+    if cached is not None:
+        return cached
     results = evaluate_scene(scene_dir, out / method, method, suite)
     write_json([r.row() for r in results], cache.with_suffix(".candidates.json"))
     write_json(key, cache)
@@ -91,6 +105,9 @@ def run(options: argparse.Namespace) -> Path:
     scenes = benchmark_scenes(options.benchmark)
     for scene_dir in scenes:
         load_evaluation_scene(scene_dir)  # every scene is checked before anything runs
+        if "prompt_only" in options.methods:
+            scene_prompt(scene_dir)
+    check_writable_folder(options.out, "--out")
     suite = MetricSuite(load_metric_settings(options.metrics_config, {}))
     warn_unavailable(suite)
     results: list[CandidateResult] = []

@@ -10,6 +10,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf.errors import InterpolationResolutionError
 
 from realfill.callbacks.progress import StepProgressBar
@@ -55,12 +56,21 @@ def user_error(error: BaseException | None) -> Exception | None:
     return None
 
 
+STOPPED_BY_SIGTERM = 128 + 15
+"""The exit status of a command stopped by SIGTERM, as the shell reports a killed process:
+a job scheduler that pre-empts the run must not read it as success."""
+
+
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
-    """Turn a user-facing error raised inside into one line on stderr and exit code 2; any
-    other exception (a bug) keeps its traceback."""
+    """Turn a user-facing error raised inside into one line on stderr and exit code 2, and a
+    stop by SIGTERM (which Lightning raises as a code-less, successful `SystemExit`) into one
+    line and exit code 143; any other exception (a bug) keeps its traceback."""
     try:
         yield
+    except SIGTERMException:
+        print("realfill: stopped by SIGTERM", file=sys.stderr)
+        raise SystemExit(STOPPED_BY_SIGTERM) from None
     except Exception as error:
         reason = user_error(error)
         if reason is None:

@@ -23,6 +23,7 @@ from realfill.evaluation.results import (
     scene_results,
 )
 from realfill.evaluation.results import evaluate_scene as score_scene
+from realfill.io import check_writable_folder
 
 
 def load_metric_settings(path: Path | None, overrides: dict[str, str | None]) -> MetricSettings:
@@ -126,10 +127,12 @@ def main(args: Sequence[str] | None = None) -> Path:
         for scene_dir in benchmark_scenes(options.benchmark):  # before the networks load
             for folder in results.values():
                 scene_results(scene_dir, folder)
+        out = options.out or Path("report")
+        check_writable_folder(out, "--out")
         suite = MetricSuite(settings)
         warn_unavailable(suite)
         scored = evaluate_benchmark(options.benchmark, results, suite)
-        summary = write_report(scored, suite.unavailable, options.out or Path("report"))
+        summary = write_report(scored, suite.unavailable, out)
     print(f"Report: {summary.resolve()}")
     return summary
 

@@ -8,38 +8,84 @@ override of the run dir and can be used from a stacked preset.
 
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 from realfill.cli import SceneCLI, run_cli
 from realfill.errors import ConfigError
+from realfill.io import check_writable_folder, write_text
 from realfill.modules.realfill import check_compile_mode, check_training_precision
 
 
 class SaveRunConfig(SaveConfigCallback):
     """Writes the resolved config to `<run dir>/config.yaml`, the run's single record. The run
     dir and the scene are recorded as absolute paths, so that `realfill.sample --config
-    <run dir>/config.yaml` finds them from any working directory."""
+    <run dir>/config.yaml` finds them from any working directory.
+
+    It is written when fit starts, once the module, the callbacks and a resumed checkpoint have
+    been checked and loaded, and atomically: a fit refused before that (a checkpoint whose LoRA
+    does not fit the config) leaves the run's earlier record as it was. `RealFillCLI` makes this
+    the first callback, so that the others' `on_fit_start` (`WandbReport`) read the new one.
+    """
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        """Nothing: Lightning's would write the config to the log dir, before any check."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
             run_dir = Path(trainer.default_root_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
             config = self.config.clone()
             del config["ckpt_path"]
             config.trainer.default_root_dir = str(run_dir.resolve())
             config.data.scene_dir = str(Path(config.data.scene_dir).resolve())
-            self.parser.save(config, run_dir / self.config_filename, overwrite=True)
+            write_text(self.parser.dump(config), run_dir / self.config_filename)
 
 
 CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
 """`--ckpt_path` values that Lightning resolves itself rather than read as a file."""
 
 
+RESUME_KEYS = ("state_dict", "optimizer_states")
+"""What Lightning reads from a checkpoint to resume a fit."""
+
+
+def read_checkpoint(ckpt_path: str) -> object:
+    """The contents of a checkpoint file, memory-mapped (its tensors are not read), or a
+    `ConfigError` if torch cannot read it."""
+    try:
+        return torch.load(ckpt_path, map_location="cpu", mmap=True)
+    except Exception:  # noqa: BLE001 (torch's reasons span lines and speak of zip internals)
+        raise ConfigError(
+            f"{ckpt_path}: cannot be read as a checkpoint, truncated or not one (--ckpt_path)"
+        ) from None
+
+
 def check_checkpoint_path(ckpt_path: str | None) -> None:
-    """Refuse, before the model loads, a `--ckpt_path` that names no file."""
-    if ckpt_path and ckpt_path not in CHECKPOINT_KEYWORDS and not Path(ckpt_path).is_file():
+    """Refuse, before the model loads and anything is written, a `--ckpt_path` that names no
+    file, or a file that is not a whole training checkpoint (truncated by a full disk or an
+    interrupted copy, a LoRA file, a text file)."""
+    if not ckpt_path or ckpt_path in CHECKPOINT_KEYWORDS:
+        return
+    if not Path(ckpt_path).is_file():
         raise ConfigError(f"{ckpt_path}: no such checkpoint file (--ckpt_path)")
+    checkpoint = read_checkpoint(ckpt_path)
+    missing = [
+        key for key in RESUME_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint
+    ]
+    if missing:
+        raise ConfigError(
+            f"{ckpt_path}: not a training checkpoint to resume from, it has no "
+            f"{' or '.join(missing)} (--ckpt_path)"
+        )
+
+
+def check_accumulation(accumulate_grad_batches: int) -> None:
+    """Refuse a gradient accumulation of no batch, which Lightning divides by mid-step."""
+    if accumulate_grad_batches < 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}"
+        )
 
 
 class RealFillCLI(SceneCLI):
@@ -54,13 +100,22 @@ class RealFillCLI(SceneCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        """Check the scene, the precision and the compile settings before the (slow) base model
-        loads."""
+        """Check the scene, the checkpoint, the run dir, the precision and the accumulation and
+        compile settings before the (slow) base model loads."""
         super().before_instantiate_classes()
         config = self.config
         check_checkpoint_path(config.ckpt_path)
+        run_dir = Path(config.trainer.default_root_dir or Path.cwd())
+        check_writable_folder(run_dir, "trainer.default_root_dir")
         check_training_precision(config.trainer.precision)
+        check_accumulation(config.trainer.accumulate_grad_batches)
         check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with `SaveRunConfig` first among its callbacks (see there)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.sort(key=lambda callback: not isinstance(callback, SaveRunConfig))
+        return trainer
 
 
 def remove_empty_log_dirs(trainer: Trainer) -> None:

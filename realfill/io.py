@@ -1,4 +1,5 @@
-"""Atomic output: a reader never sees a half-written image or folder."""
+"""Files in and out: atomic output (a reader never sees a half-written image or folder),
+output folders checked before the work that fills them, text read with one-line errors."""
 
 import json
 import math
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from realfill.errors import OutputError
+from realfill.errors import OutputError, RealFillError
 
 PNG_COMPRESSION = 1
 """zlib level of the PNGs written. On the tiny model's 512x512 candidates (a 2-core CPU), level 1
@@ -147,3 +148,28 @@ def staged_directory(path: Path, owned: Collection[str]) -> Iterator[Path]:
     path.rename(retired / path.name)
     staging.rename(path)
     shutil.rmtree(retired)
+
+
+def check_writable_folder(folder: Path, owner: str) -> None:
+    """Refuse (`OutputError` naming `owner`), creating nothing, a folder that outputs cannot be
+    written in: it, or what lies above it, is a file, or it cannot be written for want of
+    permission. Found at the first write, after training, it would cost the run."""
+    folder = Path(folder).absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        made = "" if existing == folder else f" cannot be made: {existing}"
+        raise OutputError(f"{owner}: {folder}{made} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{owner}: {folder} cannot be written: no permission in {existing}")
+
+
+def read_text(path: Path, error: type[RealFillError]) -> str:
+    """A UTF-8 text file's content, or `error` naming the file if it cannot be read (a folder,
+    no permission) or is not UTF-8 (a binary file, another encoding)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as decode:
+        byte = decode.object[decode.start]
+        raise error(f"{path}: not UTF-8 text (byte {byte:#04x} at offset {decode.start})") from None
+    except OSError as read:
+        raise error(f"{path}: cannot be read ({read.strerror or read})") from None

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from realfill.callbacks.completion import CompleteTarget
@@ -24,8 +25,8 @@ from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.selection import SELECTION_ENTRIES, rank_share, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
-from realfill.io import check_replaceable, save_images, write_json
-from realfill.modules.realfill import RealFillModule, compute_dtype
+from realfill.io import check_replaceable, check_writable_folder, save_images, write_json
+from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
 
 PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
@@ -97,11 +98,18 @@ class CandidateSampler(L.LightningModule):
 
 
 class CandidateWriter(BasePredictionWriter):
-    """Each process writes its own candidates to a shared staging folder as they come."""
+    """Each process writes its own candidates to a shared staging folder as they come, and
+    stops at a SIGTERM."""
 
     def __init__(self, staging: Path) -> None:
         super().__init__(write_interval="batch")
         self.staging = staging
+
+    def on_predict_batch_start(self, trainer, pl_module, *args) -> None:
+        """Stop before the next batch after a SIGTERM (a job scheduler's pre-emption, `kill`):
+        Lightning's handler only records it, and its predict loop never checks."""
+        if trainer.received_sigterm:
+            raise SIGTERMException()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
         stems = [self.staging / f"seed{candidate['seed']:05d}" for candidate in prediction]
@@ -201,9 +209,11 @@ def run(cli: SampleCLI) -> None:
     config, trainer = cli.config, cli.trainer
     run_dir = Path(trainer.default_root_dir)
     selection = CompleteTarget(**{key: cli.config_init[key] for key in SELECTION_KEYS})
+    check_resolution("resolution", selection.resolution, cli.model.base_model)
     cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
     out = Path(config.out or run_dir / selection.dirname)
     check_replaceable(out, SELECTION_ENTRIES)
+    check_writable_folder(out.parent, "--out" if config.out else "dirname")
     staging = out.parent / f".{out.name}-samples"
     if trainer.is_global_zero:
         shutil.rmtree(staging, ignore_errors=True)

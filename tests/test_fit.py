@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from safetensors.torch import load_file
 
 from realfill.fit import main
@@ -132,7 +133,18 @@ def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, sta
     assert len(list((run_dir / "completions" / "candidates").glob("*.png"))) == 2
 
 
-def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path, capsys):
+def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path, capsys, monkeypatch):
+    from realfill.modules import RealFillModule
+
+    train, drawn = RealFillModule.training_step, {}
+
+    def recorded(self, batch, batch_idx):
+        state = torch.get_rng_state()
+        drawn[self.global_step] = (batch["pixels"].sum().item(), torch.rand(1).item())
+        torch.set_rng_state(state)
+        return train(self, batch, batch_idx)
+
+    monkeypatch.setattr(RealFillModule, "training_step", recorded)
     run_dir = tmp_path / "run"
     common = [
         "--config",
@@ -154,12 +166,16 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path, capsys):
     assert (
         error.startswith("realfill: error: the checkpoint's LoRA does not fit") and "[8, " in error
     )
+    record = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert record["model"]["lora"]["rank"] == 8  # the refused fit left the run's record alone
 
     main([*common, "--trainer.max_steps=4", last])
     resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == 4
     optimizer_state = resumed["optimizer_states"][0]["state"]
     assert all(state["step"].item() == 4 for state in optimizer_state.values())
+    for step in (0, 1):  # new examples, masks and noise, not those of the first steps again
+        assert all(a != b for a, b in zip(drawn[step], drawn[step + 2], strict=True)), step
 
 
 @pytest.mark.parametrize(
@@ -205,6 +221,13 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
             '"init_args":{"feather_blur":2}}',
             "PeriodicSampling: feather_blur (2) must be <= feather_dilation (1): a wider blur",
         ),
+        ("--trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be >= 1"),
+        ("--trainer.callbacks.resolution=3", "CompleteTarget: resolution=3 must be a multiple"),
+        (
+            '--trainer.callbacks+={"class_path":"realfill.callbacks.PeriodicSampling",'
+            '"init_args":{"resolution":3}}',
+            "PeriodicSampling: resolution=3 must be a multiple of 4 and at least 8",
+        ),
     ],
 )
 def test_an_out_of_range_setting_is_one_line_before_training(tmp_path, override, expected, capsys):
@@ -218,15 +241,23 @@ def test_an_out_of_range_setting_is_one_line_before_training(tmp_path, override,
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(tmp_path, capsys):
+@pytest.mark.parametrize("resolution", [34, 4])  # 4: a 1x1 deepest feature map
+def test_a_resolution_the_model_cannot_take_is_one_line_and_exit_code_2(
+    tmp_path, capsys, resolution
+):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--config", TINY, f"--trainer.default_root_dir={tmp_path}", "--data.resolution=34"])
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--data.resolution={resolution}",
+            ]
+        )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert (
-        error.startswith("realfill: error:")
-        and "data.resolution=34 is not a multiple of 4" in error
-    )
+    expected = f"data.resolution={resolution} must be a multiple of 4 and at least 8"
+    assert error.startswith("realfill: error:") and expected in error
 
 
 def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_training(
@@ -344,10 +375,15 @@ def test_completions_are_sampled_before_the_model_leaves_its_device(tmp_path, mo
         (
             str(REPO / "configs" / "tiny_flux_fill.yaml"),
             "DDPMScheduler",
-            "Flux Fill samples with FlowMatchEulerDiscreteScheduler",
+            "DDPMScheduler does not fit a model trained with FlowMatchEulerDiscreteScheduler",
+        ),
+        (
+            TINY,
+            "FlowMatchEulerDiscreteScheduler",
+            "FlowMatchEulerDiscreteScheduler does not fit a model trained with DDPMScheduler",
         ),
     ],
-    ids=["unknown", "wrong-family"],
+    ids=["unknown", "flow-matching-model", "noise-prediction-model"],
 )
 def test_a_scheduler_sampling_cannot_use_is_refused_before_training(
     tmp_path, capsys, config, scheduler, expected
@@ -419,6 +455,18 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_lora_of_the_step_reached(tmp_path, mo
     assert not (run_dir / "completions").exists()  # no sampling after an interrupt
 
 
+def test_sigterm_keeps_a_checkpoint_and_the_lora_and_exits_143(tmp_path, monkeypatch, capsys):
+    """A job scheduler's pre-emption (SIGTERM) is a stop, not a success: Lightning ends the fit
+    with a code-less `SystemExit` (status 0) and its callbacks saved nothing."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        fit_stopped_at_step_3(run_dir, SIGTERMException(), monkeypatch)
+    assert exit_info.value.code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+    assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
 def test_a_crash_saves_no_checkpoint_or_lora(tmp_path, monkeypatch):
     """Under DDP a crash stops one process: a checkpoint's barrier would hang the others."""
     run_dir = tmp_path / "run"
@@ -442,6 +490,111 @@ def test_a_missing_checkpoint_is_one_line_before_the_model_loads(tmp_path, capsy
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"realfill: error: {missing}: no such checkpoint file (--ckpt_path)"
     assert not (tmp_path / "run").exists()
+
+
+def damaged_checkpoint(path: Path, damage: str) -> None:
+    """A `--ckpt_path` that is no whole training checkpoint."""
+    if damage == "text":
+        path.write_text("not a checkpoint\n")
+        return
+    torch.save({"state_dict": {"w": torch.zeros(64)}, "optimizer_states": []}, path)
+    if damage == "truncated":  # a full disk, an interrupted copy
+        path.write_bytes(path.read_bytes()[:1000])
+    else:  # weights only
+        torch.save({"state_dict": {"w": torch.zeros(64)}}, path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("text", "cannot be read as a checkpoint, truncated or not one"),
+        ("truncated", "cannot be read as a checkpoint, truncated or not one"),
+        ("weights-only", "not a training checkpoint to resume from, it has no optimizer_states"),
+    ],
+)
+def test_an_unreadable_checkpoint_is_one_line_and_leaves_the_run_as_it_was(
+    tmp_path, capsys, damage, expected
+):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("# the run's record\n")
+    checkpoint = tmp_path / "bad.ckpt"
+    damaged_checkpoint(checkpoint, damage)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={run_dir}",
+                f"--ckpt_path={checkpoint}",
+                "--model.lora.rank=4",
+            ]
+        )
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"realfill: error: {checkpoint}: {expected} (--ckpt_path)"
+    )
+    assert [path.name for path in run_dir.iterdir()] == ["config.yaml"]
+    assert (run_dir / "config.yaml").read_text() == "# the run's record\n"
+
+
+@pytest.mark.parametrize("blocked", ["run dir", "below the run dir", "samples"])
+def test_an_output_folder_blocked_by_a_file_is_one_line_before_training(tmp_path, capsys, blocked):
+    """A run dir that is a file, or a file where periodic samples go: found at the first write,
+    the second would come after `every_n_steps` steps of training."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    run_dir = {"run dir": afile, "below the run dir": afile / "run"}.get(blocked, tmp_path)
+    periodic = (
+        '{"class_path":"realfill.callbacks.PeriodicSampling","init_args":{"dirname":"afile"}}'
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={run_dir}",
+                f"--trainer.callbacks+={periodic}",
+            ]
+        )
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    expected = {
+        "run dir": f"trainer.default_root_dir: {afile} is not a folder",
+        "below the run dir": f"trainer.default_root_dir: {run_dir} cannot be made: {afile} is not",
+        "samples": f"PeriodicSampling: {afile} is not a folder",
+    }[blocked]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"realfill: error: {expected}")
+    assert afile.read_text() == "mine"
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_fit_stopped_while_sampling_at_the_end_samples_when_resumed(tmp_path, monkeypatch):
+    """Resumed from the checkpoint of its last step, the fit has nothing left to train and
+    Lightning skips `on_train_end`: the completions are sampled all the same."""
+    from realfill.callbacks import CompleteTarget
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    common = [*fast_fit(tmp_path), "--trainer.max_steps=2"]
+    with monkeypatch.context() as patch:
+        patch.setattr(CompleteTarget, "candidates", stopped)
+        handler = signal.getsignal(signal.SIGINT)  # Lightning ignores a second Ctrl-C after
+        try:
+            with pytest.raises(SystemExit):
+                main(common)
+        finally:
+            signal.signal(signal.SIGINT, handler)
+    assert not (run_dir / "completions").exists()
+
+    main([*common, f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"])
+    scores = json.loads((run_dir / "completions" / "scores.json").read_text())
+    assert sorted(r["seed"] for r in scores) == [0, 1, 2]
 
 
 def test_an_interpolation_that_cannot_resolve_is_one_line(monkeypatch, capsys):

@@ -302,3 +302,76 @@ def test_staged_candidates_are_collected_in_seed_order_past_five_digits(tmp_path
     seeds, files, scores = collect(tmp_path)
     assert seeds == [7, 99999, 100000] and scores == [1, 3, 3]
     assert [file.name for file in files] == ["seed00007.png", "seed99999.png", "seed100000.png"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another rank"])
+def test_a_damaged_or_mismatched_lora_is_one_line_and_exit_code_2(
+    run_dir, tmp_path, damage, capsys
+):
+    from realfill.modules import LoraSettings, RealFillModule, TinyStableDiffusionInpainting
+
+    lora = tmp_path / "lora"
+    path = lora / "pytorch_lora_weights.safetensors"
+    if damage == "truncated":
+        shutil.copytree(run_dir / "lora", lora)
+        path.write_bytes(path.read_bytes()[:1000])
+        expected = f"{path}: not a valid LoRA file ("
+    else:
+        model = RealFillModule(TinyStableDiffusionInpainting(seed=0), lora=LoraSettings(rank=4))
+        model.save_lora(lora)
+        expected = f"{path}: LoRA rank 4 does not fit model.lora.rank 8"
+    with pytest.raises(SystemExit) as exit_info:
+        sample(["--config", str(run_dir / "config.yaml"), f"--lora={lora}", *FAST_SAMPLING])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"realfill: error: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("--out={afile}/sub", "--out: {afile} is not a folder"),
+        ("--resolution=3", "resolution=3 must be a multiple of 4 and at least 8, which {model}"),
+        ("--resolution=4", "resolution=4 must be a multiple of 4 and at least 8, which {model}"),
+    ],
+    ids=["out-under-a-file", "resolution-not-a-multiple", "resolution-too-small"],
+)
+def test_an_out_under_a_file_or_a_resolution_the_model_cannot_take_is_one_line(
+    run_dir, tmp_path, capsys, argument, expected
+):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING]
+        sample([*config, "--num_samples=1", argument.format(afile=afile)])
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    expected = expected.format(afile=afile, model="TinyStableDiffusionInpainting needs")
+    assert stderr.strip().splitlines()[-1] == f"realfill: error: {expected}"
+    assert afile.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_sigterm_stops_sampling_and_leaves_no_staged_candidates(run_dir, tmp_path, monkeypatch):
+    """Lightning's handler only records a SIGTERM and its predict loop never checks: sampling
+    stops before the next batch, the staged candidates are removed and nothing is written."""
+    predict, batches = CandidateSampler.predict_step, []
+
+    def terminated_in_the_first_batch(self, seeds, batch_idx):
+        batches.append(batch_idx)
+        if batch_idx == 0:
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)  # Lightning's
+            os.kill(os.getpid(), signal.SIGTERM)
+        return predict(self, seeds, batch_idx)
+
+    monkeypatch.setattr(CandidateSampler, "predict_step", terminated_in_the_first_batch)
+    out = tmp_path / "out"
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit):  # SIGTERMException, or the CLI's exit status for it
+            config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING]
+            sample([*config, "--num_samples=6", f"--out={out}"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert batches == [0]
+    assert not list(tmp_path.glob(".*")) and not out.exists()

@@ -10,7 +10,9 @@ from unittest.mock import patch
 
 import yaml
 
+from realfill.errors import SceneError
 from realfill.fit import main as fit_main
+from realfill.io import read_text, write_text
 from realfill.sample import main as sample_main
 
 FIT_ONLY_CALLBACKS = [{"class_path": "realfill.callbacks.SaveLoRA"}]
@@ -39,9 +41,8 @@ def fit_then_sample(
     """Fit the LoRA on the scene into `run_dir` (the configs' callbacks replaced by the LoRA
     export alone), then sample, rank and select into `out` with the configs as given: the
     selection settings are their `CompleteTarget`'s (matcher included), then `sample_args`."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     preset = run_dir / "benchmark-preset.yaml"
-    preset.write_text(yaml.safe_dump({"trainer": {"callbacks": FIT_ONLY_CALLBACKS}}))
+    write_text(yaml.safe_dump({"trainer": {"callbacks": FIT_ONLY_CALLBACKS}}), preset)
     config_flags = [flag for path in configs for flag in ("--config", str(path))]
     run_flags = [
         f"--data.scene_dir={scene_dir}",
@@ -54,9 +55,10 @@ def fit_then_sample(
 
 
 def scene_prompt(scene_dir: Path) -> str:
-    """The scene's prompt.txt, or a generic prompt."""
+    """The scene's prompt.txt, or a generic prompt; `SceneError` naming the file if it is not
+    UTF-8 text or cannot be read."""
     path = Path(scene_dir) / PROMPT_FILE
-    return path.read_text().strip() if path.is_file() else DEFAULT_PROMPT
+    return read_text(path, SceneError).strip() if path.is_file() else DEFAULT_PROMPT
 
 
 def run_realfill(

@@ -131,7 +131,7 @@ class GeometricBaseline:
         """Tentative matches (target points, reference points) on the target's known pixels."""
         target_features, target_scale = self.matcher.described(scene.target)
         reference_features, reference_scale = self.matcher.described(reference)
-        points_t, points_r = self.matcher.tentative_matches(target_features, reference_features)
+        points_t, points_r = self.matcher.matches(target_features, reference_features)
         points_t, points_r = points_t.cpu() / target_scale, points_r.cpu() / reference_scale
         hole = dilate(np.asarray(scene.mask) > 0, self.hole_margin)
         known = keep_known(points_t, hole)

@@ -20,8 +20,8 @@ from realfill.callbacks.selection import (
 )
 from realfill.data import Scene
 from realfill.errors import ConfigError
-from realfill.io import check_replaceable
-from realfill.modules.realfill import RealFillModule
+from realfill.io import check_replaceable, check_writable_folder
+from realfill.modules.realfill import RealFillModule, check_resolution
 from realfill.modules.stable_diffusion import scheduler_class
 
 
@@ -153,6 +153,7 @@ class CompleteTarget(L.Callback):
         self.matcher = matcher
         self.match_margin = match_margin
         self.dirname = dirname
+        self._completed = False
         self.stage_seconds: dict[str, float] = {}
         """Seconds of each selection stage at the end of the last fit (this rank's sampling and
         ranking, then gathering and writing): where the selection time goes."""
@@ -216,15 +217,38 @@ class CompleteTarget(L.Callback):
         return Path(trainer.default_root_dir) / self.dirname
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Refuse, before training, an output folder holding files of the user's own or a
-        scheduler the base model cannot sample with."""
+        """Refuse, before training, an output folder holding files of the user's own or that
+        cannot be written, and a scheduler or resolution the base model cannot sample with."""
         if stage == "fit":
             check_replaceable(self.out_dir(trainer), SELECTION_ENTRIES)
+            check_writable_folder(self.out_dir(trainer).parent, "CompleteTarget")
             check_sampling_scheduler(pl_module, self.sampling["scheduler"])
+            check_resolution("CompleteTarget: resolution", self.resolution, pl_module.base_model)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        self._completed = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         """Sample when training ends, while the model is still on its device (Lightning moves it
-        to the CPU before `on_fit_end`); the seeds are shared out over the ranks."""
+        to the CPU before `on_fit_end`)."""
+        self.complete(trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """Sample now if Lightning skipped `on_train_end`: a fit resumed from a checkpoint of
+        its last step (one stopped while sampling) has no step left to train. The model goes
+        back to its device for the sampling, and to the CPU after, where Lightning left it."""
+        if self._completed:
+            return
+        pl_module.to(trainer.strategy.root_device)
+        try:
+            self.complete(trainer, pl_module)
+        finally:
+            pl_module.cpu()
+
+    def complete(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """Sample, rank and write the completions; the seeds are shared out over the ranks, and
+        global rank zero writes."""
+        self._completed = True
         datamodule = trainer.datamodule
         start = time.perf_counter()
         seeds = [self.seed + i for i in range(self.num_samples)]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 
+from realfill.callbacks.checkpoint import stopped_on_request
 from realfill.io import check_replaceable
 from realfill.modules.lora_io import LORA_WEIGHTS_NAME
 from realfill.modules.realfill import RealFillModule
@@ -12,7 +13,8 @@ from realfill.modules.realfill import RealFillModule
 class SaveLoRA(L.Callback):
     """Writes `<run dir>/<dirname>/pytorch_lora_weights.safetensors` when training ends, before
     the end-of-fit sampling of a `CompleteTarget` listed after it: whatever happens there, the
-    trained LoRA is kept. A fit stopped with Ctrl-C writes the LoRA of the step it reached.
+    trained LoRA is kept. A fit stopped with Ctrl-C or SIGTERM writes the LoRA of the step it
+    reached.
 
     Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
     """
@@ -47,9 +49,9 @@ class SaveLoRA(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: RealFillModule, exception: BaseException
     ) -> None:
-        """Stopped with Ctrl-C after some training (e.g. the periodic samples look done): the
-        LoRA of the step reached, for `realfill.sample`. A crash writes none."""
-        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0 and not self._saved:
+        """Stopped with Ctrl-C or SIGTERM after some training (e.g. the periodic samples look
+        done): the LoRA of the step reached, for `realfill.sample`. A crash writes none."""
+        if stopped_on_request(exception) and trainer.global_step > 0 and not self._saved:
             self.save(trainer, pl_module, f" (stopped at step {trainer.global_step})")
 
     def save(self, trainer: L.Trainer, pl_module: RealFillModule, note: str = "") -> None:

@@ -37,6 +37,10 @@ def grayscale_tensor(image: Image.Image, max_side: int) -> tuple[torch.Tensor, f
 class Matcher(ABC):
     """Finds verified keypoint correspondences between two images."""
 
+    min_side = 32
+    """The shortest image side, at the matching size, the features can be computed on (SIFT's
+    scale pyramid needs 32 px); a smaller image (a thumbnail, a long thin strip) has none."""
+
     def __init__(
         self,
         max_side: int = 640,
@@ -84,8 +88,10 @@ class Matcher(ABC):
     @torch.no_grad()
     def features(self, image: Image.Image) -> Described:
         """Features of an image at the matching size, and the scale applied (uncached: for an
-        image seen once, such as a candidate)."""
+        image seen once, such as a candidate); None for an image below `min_side` there."""
         gray, scale = grayscale_tensor(image, self.max_side)
+        if min(gray.shape[-2:]) < self.min_side:
+            return None, scale
         return self.describe(gray.to(self.device)), scale
 
     def described(self, image: Image.Image) -> Described:
@@ -100,12 +106,19 @@ class Matcher(ABC):
             self.cache.popitem(last=False)
         return self.cache[key]
 
+    def matches(self, features_a: Any, features_b: Any) -> Correspondences:
+        """`tentative_matches`, or none when an image had no features (too small)."""
+        if features_a is None or features_b is None:
+            empty = torch.zeros(0, 2)
+            return empty, empty
+        return self.tentative_matches(features_a, features_b)
+
     @torch.no_grad()
     def verified(self, described_a: Described, described_b: Described) -> Correspondences:
         """Verified correspondences between two described images, as (N, 2) keypoints in
         each image's own pixel coordinates."""
         (features_a, scale_a), (features_b, scale_b) = described_a, described_b
-        points_a, points_b = self.tentative_matches(features_a, features_b)
+        points_a, points_b = self.matches(features_a, features_b)
         if len(points_a) < self.min_matches:
             empty = torch.zeros(0, 2)
             return empty, empty

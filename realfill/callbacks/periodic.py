@@ -15,8 +15,8 @@ from realfill.callbacks.completion import (
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.wandb import wandb_loggers
 from realfill.errors import ConfigError
-from realfill.io import save_image
-from realfill.modules.realfill import RealFillModule
+from realfill.io import check_writable_folder, save_image
+from realfill.modules.realfill import RealFillModule, check_resolution
 
 
 def sample_captions(step: int, seeds: Sequence[int]) -> list[str]:
@@ -99,14 +99,23 @@ class PeriodicSampling(L.Callback):
         self._last_sampled_step: int | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: RealFillModule, stage: str) -> None:
-        """Refuse, before training, a scheduler the base model cannot sample with."""
+        """Refuse, before training, a sheet folder that cannot be written, and a scheduler or
+        resolution the base model cannot sample with: found at the first sampling step, after
+        `every_n_steps` steps of training, they would stop the fit there."""
         if stage == "fit":
+            check_writable_folder(self.sheet_path(trainer, 0).parent, "PeriodicSampling")
             check_sampling_scheduler(pl_module, self.sampling["scheduler"])
+            check_resolution("PeriodicSampling: resolution", self.resolution, pl_module.base_model)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
-        """A fit from step 0 into a run dir sampled before removes that fit's sheets, so that
+        """The step training starts from counts as sampled: a fit resumed at a sampling step
+        with gradient accumulation sees that step again in its first micro-batches, and its
+        sheet was drawn before the checkpoint was saved.
+
+        A fit from step 0 into a run dir sampled before removes that fit's sheets, so that
         the folder shows one training's progress (a resumed fit keeps them); other files in
         the folder are left alone."""
+        self._last_sampled_step = trainer.global_step
         if trainer.is_global_zero and trainer.global_step == 0:
             for sheet in self.sheet_path(trainer, 0).parent.glob("step[0-9]*.png"):
                 sheet.unlink()

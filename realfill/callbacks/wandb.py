@@ -98,8 +98,8 @@ class WandbReport(L.Callback):
         self.key_prefix = key_prefix
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
-        """Log the resolved config; `on_fit_start` runs after every callback's `setup`, so
-        after the CLI's config callback (always the last one) has written it."""
+        """Log the resolved config, which the CLI's config callback (placed first among the
+        callbacks) has just written in its own `on_fit_start`."""
         if not trainer.is_global_zero:
             return
         loggers = wandb_loggers(trainer)

@@ -132,17 +132,22 @@ def _size(image: Image.Image) -> str:
 
 
 def _reference_paths(ref_dir: Path) -> list[Path]:
-    """Reference image files in ``ref_dir`` sorted by name; hidden files (``._x.jpg``) skipped."""
-    return sorted(
+    """Reference image files in ``ref_dir`` sorted by name; hidden files (``._x.jpg``) skipped.
+    An entry named as an image that is no file (a broken link, a folder) is an error, not
+    silently one reference fewer."""
+    paths = sorted(
         (
             path
             for path in ref_dir.iterdir()
-            if path.is_file()
-            and not path.name.startswith(".")
-            and path.suffix.lower() in REFERENCE_EXTENSIONS
+            if not path.name.startswith(".") and path.suffix.lower() in REFERENCE_EXTENSIONS
         ),
         key=lambda path: path.name,
     )
+    for path in paths:
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "a broken link"
+            raise SceneError(f"{path}: not an image file ({kind})")
+    return paths
 
 
 def _require_file(path: Path, what: str) -> None:

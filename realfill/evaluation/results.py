@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from realfill.data import Scene, load_image, load_scene
 from realfill.errors import RealFillError
 from realfill.evaluation.backbones import MetricSuite
-from realfill.io import write_json
+from realfill.io import read_text, write_json
 
 COMPLETIONS = "completions"
 """Folder of a scene's results that holds its candidates."""
@@ -35,9 +35,10 @@ class BenchmarkError(RealFillError):
 
 
 def load_yaml(path: Path) -> object:
-    """A YAML file's content; `BenchmarkError` naming the file if it is not valid YAML."""
+    """A YAML file's content; `BenchmarkError` naming the file if it cannot be read, is not
+    UTF-8 text or is not valid YAML."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(read_text(path, BenchmarkError))
     except yaml.YAMLError as error:
         reason = " ".join(str(error).split())
         raise BenchmarkError(f"{path}: not valid YAML ({reason})") from error
@@ -148,14 +149,27 @@ def save_candidate_results(results: list[CandidateResult], path: Path) -> None:
     write_json([r.row() for r in results], path)
 
 
+CANDIDATE_FIELDS = ("method", "scene", "seed", "score", "rank", "selected", "file")
+"""The fixed fields of a `CandidateResult` row, in the constructor's order."""
+
+
+def candidate_result(row: object) -> CandidateResult:
+    """One row of `CandidateResult.row` back as a result (a non-finite metric was written as
+    a string, see `finite_json`)."""
+    if not isinstance(row, dict):
+        raise TypeError(f"a row is {type(row).__name__}, not a mapping")
+    metrics = {
+        k: float(v) if isinstance(v, str) else v
+        for k, v in row.items()
+        if k not in CANDIDATE_FIELDS
+    }
+    return CandidateResult(*(row[k] for k in CANDIDATE_FIELDS), metrics=metrics)
+
+
 def load_candidate_results(path: Path) -> list[CandidateResult]:
-    """Scored candidates cached by `save_candidate_results` (a non-finite metric was written
-    as a string, see `finite_json`)."""
-    keys = ("method", "scene", "seed", "score", "rank", "selected", "file")
-    out = []
-    for row in json.loads(Path(path).read_text()):
-        metrics = {
-            k: float(v) if isinstance(v, str) else v for k, v in row.items() if k not in keys
-        }
-        out.append(CandidateResult(*(row[k] for k in keys), metrics=metrics))
-    return out
+    """Scored candidates cached by `save_candidate_results`; `BenchmarkError` naming the file
+    if it is missing, unreadable or not such a list."""
+    try:
+        return [candidate_result(row) for row in json.loads(Path(path).read_text())]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BenchmarkError(f"{path}: not a list of scored candidates ({error})") from None

@@ -215,14 +215,8 @@ class FluxFillFamily(InpaintingBaseModel):
         return self.guidance
 
     def stock_pipeline(self, scheduler: str) -> FluxFillPipeline:
-        sampler = scheduler_from_name(scheduler, self.scheduler.config)
-        if not isinstance(sampler, FlowMatchEulerDiscreteScheduler):
-            raise ModelLoadError(
-                f"Flux Fill samples with FlowMatchEulerDiscreteScheduler, not {scheduler!r} "
-                "(the sampling setting `scheduler`)"
-            )
         return FluxFillPipeline(
-            scheduler=sampler,
+            scheduler=scheduler_from_name(scheduler, self.scheduler),
             vae=self.vae,
             text_encoder=self.text_encoder,
             tokenizer=self.tokenizer,

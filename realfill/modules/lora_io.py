@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from diffusers.loaders.lora_base import LoraBaseMixin
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from realfill.errors import ModelLoadError
@@ -71,6 +72,43 @@ def save_adapters(
         os.chmod(staging / LORA_WEIGHTS_NAME, umask_mode(directory=False))  # safetensors: 0600
 
 
+def read_weights(path: Path) -> StateDict:
+    """The tensors of a safetensors file, or `ModelLoadError` naming it when it is not one
+    (empty, truncated, another format)."""
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise ModelLoadError(f"{path}: not a valid LoRA file ({error})") from None
+
+
+def lora_rank(key: str, shape: torch.Size) -> int | None:
+    """The rank a LoRA tensor was made for (`lora_A` is rank x in, `lora_B` out x rank), or
+    None for another kind of tensor."""
+    if ".lora_A." in key and len(shape) > 0:
+        return shape[0]
+    if ".lora_B." in key and len(shape) > 1:
+        return shape[1]
+    return None
+
+
+def check_shapes(path: Path, module: torch.nn.Module, weights: StateDict) -> None:
+    """Refuse, naming the file, adapters whose tensors are not the model's shapes (another
+    rank): torch would copy the fitting ones, then fail with a traceback on the others."""
+    own = get_peft_model_state_dict(module)
+    for key, value in weights.items():
+        if key not in own or own[key].shape == value.shape:
+            continue
+        saved_rank, own_rank = lora_rank(key, value.shape), lora_rank(key, own[key].shape)
+        if saved_rank is not None and own_rank is not None and saved_rank != own_rank:
+            raise ModelLoadError(
+                f"{path}: LoRA rank {saved_rank} does not fit model.lora.rank {own_rank}"
+            )
+        raise ModelLoadError(
+            f"{path}: LoRA does not fit the model's adapters ({key} is "
+            f"{list(value.shape)} there, {list(own[key].shape)} here)"
+        )
+
+
 def load_adapters(
     directory: Path,
     components: dict[str, AdaptedComponent],
@@ -82,11 +120,12 @@ def load_adapters(
     path = Path(directory) / LORA_WEIGHTS_NAME
     if not path.is_file():
         raise ModelLoadError(f"{directory}: no LoRA weights file {LORA_WEIGHTS_NAME} in it")
-    state = {key: value for key, value in load_file(path).items() if not (idle and idle(key))}
+    state = {key: value for key, value in read_weights(path).items() if not (idle and idle(key))}
     known = tuple(f"{name}." for name in components)
     strays = sorted({key.split(".")[0] for key in state if not key.startswith(known)})
     if strays:
         raise ModelLoadError(f"{path}: LoRA weights for {strays}, which this model does not adapt")
+    loads: list[tuple[torch.nn.Module, StateDict]] = []
     for name, part in components.items():
         prefix = name + "."
         saved = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -94,7 +133,11 @@ def load_adapters(
             continue
         if not hasattr(part.module, "peft_config"):
             raise ModelLoadError(f"{path}: has {name} LoRA weights but {name} has no adapter")
-        result = set_peft_model_state_dict(part.module, part.to_peft(saved))
+        weights = part.to_peft(saved)
+        check_shapes(path, part.module, weights)
+        loads.append((part.module, weights))
+    for module, weights in loads:  # every component checked before any loads
+        result = set_peft_model_state_dict(module, weights)
         missing = [k for k in result.missing_keys if "lora_" in k]
         if result.unexpected_keys or missing:
             raise ModelLoadError(

@@ -222,7 +222,7 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
             tokenizer=self.tokenizer,
             tokenizer_2=self.tokenizer_2,
             unet=self.unet,
-            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
+            scheduler=scheduler_from_name(scheduler, self.scheduler),
             requires_aesthetics_score=False,
             force_zeros_for_empty_prompt=True,
             add_watermarker=False,

@@ -152,7 +152,7 @@ class StableDiffusionFamily(InpaintingBaseModel):
             text_encoder=self.text_encoder,
             tokenizer=self.tokenizer,
             unet=self.unet,
-            scheduler=scheduler_from_name(scheduler, self.scheduler.config),
+            scheduler=scheduler_from_name(scheduler, self.scheduler),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
@@ -203,9 +203,19 @@ def scheduler_class(name: str) -> type[SchedulerMixin]:
     return found
 
 
-def scheduler_from_name(name: str, config) -> SchedulerMixin:
-    """A diffusers scheduler, chosen by class name, over a trained model's schedule config."""
-    return scheduler_class(name).from_config(config)
+def scheduler_from_name(name: str, trained: SchedulerMixin) -> SchedulerMixin:
+    """A diffusers scheduler, chosen by class name, over a trained model's schedule: one of
+    the trained scheduler's compatibles (diffusers' own list: a flow-matching model takes
+    flow matching, a noise-prediction model the DDPM family), else a one-line error."""
+    chosen = scheduler_class(name)
+    compatible = {type(trained), *trained.compatibles}
+    if chosen not in compatible:
+        names = ", ".join(sorted(c.__name__ for c in compatible))
+        raise ConfigError(
+            f"the sampling scheduler {name} does not fit a model trained with "
+            f"{type(trained).__name__}; take one of {names}"
+        )
+    return chosen.from_config(trained.config)
 
 
 def load_stable_diffusion(

@@ -4,12 +4,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from realfill.baselines import GeometricBaseline, OpenCVInpaint, write_completion
+from realfill.baselines import GeometricBaseline, OpenCVInpaint, diffusion, write_completion
+from realfill.baselines.diffusion import scene_prompt
 from realfill.baselines.geometric import dilate
 from realfill.callbacks import SIFTMatcher
 from realfill.data import load_scene
+from realfill.errors import OutputError, SceneError
 from realfill.evaluation.backbones import low_level
 from realfill.evaluation.metrics import masked_psnr
 from realfill.evaluation.results import read_scores
@@ -59,3 +62,30 @@ def test_a_baseline_completion_is_written_in_the_sample_layout(tmp_path):
         (0, 1, "candidates/seed00000.png")
     ]
     assert (out / "ranked" / "rank01_seed00000.png").is_file()
+
+
+def test_a_prompt_that_is_not_utf8_is_one_error_naming_it(tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_bytes(b"\xff\xfe caf\xe9")
+    with pytest.raises(SceneError, match=f"^{prompt}: not UTF-8 text \\(byte 0xff at offset 0\\)$"):
+        scene_prompt(tmp_path)
+    prompt.write_text("  a red motorcycle\n")
+    assert scene_prompt(tmp_path) == "a red motorcycle"
+    assert scene_prompt(tmp_path / "elsewhere") == "a photo"
+
+
+def test_a_run_folder_under_a_file_is_one_error_before_the_fit(tmp_path, monkeypatch):
+    monkeypatch.setattr(diffusion, "fit_main", lambda *_: pytest.fail("the fit ran"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    run_dir = blocker / "realfill" / "scene" / "run"
+    with pytest.raises(OutputError, match=f"^{run_dir / 'benchmark-preset.yaml'}: cannot be"):
+        diffusion.fit_then_sample([], tmp_path, run_dir, tmp_path / "out", [], [])
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_reference_too_small_to_describe_leaves_the_geometric_fill_to_the_others():
+    scene = load_scene(REPO / "examples" / "motorcycle")
+    strip = scene.references[0].resize((400, 30))
+    with_strip = replace(scene, references=[strip, *scene.references])
+    assert GeometricBaseline().complete(with_strip) == GeometricBaseline().complete(scene)

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from realfill.callbacks import PeriodicSampling, periodic
 from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.periodic import sample_captions
+from realfill.errors import RealFillError
 
 SHORT_FIT = {
     "trainer": {"max_steps": 4, "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]},
@@ -83,3 +84,32 @@ def test_a_fit_from_step_zero_removes_an_earlier_fits_sheets_and_a_resumed_one_k
     callback.on_train_start(fresh, None)
     assert [p.name for p in samples.iterdir()] == ["notes.txt"]
     callback.on_train_start(fresh, None)  # no sheets, or no folder: nothing to do
+
+
+def test_a_resumed_fit_does_not_sample_its_first_step_again():
+    """With gradient accumulation the first micro-batches of a fit resumed at step 250 still
+    see step 250, whose sheet was drawn before the checkpoint was saved."""
+    callback = PeriodicSampling(every_n_steps=250)
+    resumed = SimpleNamespace(is_global_zero=False, global_step=250)
+    callback.on_train_start(resumed, None)
+    assert not callback.is_due(250)
+    assert callback.is_due(500)
+
+
+@pytest.mark.parametrize(
+    ("blocked", "settings", "expected"),
+    [
+        ("samples", {}, "{run}/samples is not a folder"),
+        ("", {"resolution": 3}, "resolution=3 must be a multiple of 4 and at least 8"),
+    ],
+    ids=["sheet-folder-a-file", "resolution"],
+)
+def test_what_would_fail_at_the_first_sampling_step_is_refused_at_setup(
+    tmp_path, tiny_base, blocked, settings, expected
+):
+    if blocked:
+        (tmp_path / blocked).write_text("a file")
+    trainer = SimpleNamespace(default_root_dir=tmp_path)
+    with pytest.raises(RealFillError, match="^PeriodicSampling: ") as error:
+        PeriodicSampling(**settings).setup(trainer, SimpleNamespace(base_model=tiny_base), "fit")
+    assert expected.format(run=tmp_path) in str(error.value)

@@ -112,3 +112,18 @@ def test_images_are_described_with_autograd_off():
     scene = load_scene(EXAMPLE_SCENE)
     correspondence_scores([scene.target], scene.mask, scene.references, matcher)
     assert grad_enabled == [False, False]
+
+
+def test_a_reference_too_small_to_describe_scores_nothing_and_the_others_still_count():
+    """A thumbnail or a long thin strip is too small for SIFT's pyramid (32 px at the matching
+    size): it adds no correspondences instead of crashing the selection after training."""
+    scene = load_scene(EXAMPLE_SCENE)
+    strip = scene.references[0].resize((400, 30))
+    matcher = SIFTMatcher(max_side=320)
+    with_strip = correspondence_scores([scene.ground_truth], scene.mask, [strip], matcher)
+    assert with_strip == [0]
+    alone = correspondence_scores([scene.ground_truth], scene.mask, scene.references, matcher)
+    both = correspondence_scores(
+        [scene.ground_truth], scene.mask, [*scene.references, strip], matcher
+    )
+    assert both == alone and alone[0] > 0

@@ -147,6 +147,18 @@ def _empty_reference(root: Path) -> Path:
     return path
 
 
+def _reference_broken_link(root: Path) -> Path:
+    path = root / "ref" / "ref02.jpg"
+    path.symlink_to(root / "no-such-photo.jpg")
+    return path
+
+
+def _reference_folder(root: Path) -> Path:
+    path = root / "ref" / "ref02.jpg"
+    path.mkdir()
+    return path
+
+
 def _mask_wrong_size(root: Path) -> Path:
     path = root / "target" / "mask.png"
     Image.new("L", (20, 10), 255).save(path)
@@ -189,6 +201,8 @@ BAD_SCENES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated target": (_truncated_target, "not a readable image"),
     "truncated reference": (_truncated_reference, "not a readable image"),
     "empty reference": (_empty_reference, "not a readable image"),
+    "reference a broken link": (_reference_broken_link, "not an image file (a broken link)"),
+    "reference a folder": (_reference_folder, "not an image file (a folder)"),
     "mask wrong size": (_mask_wrong_size, "20x10"),
     "mask all black": (_mask_all_black, "nothing to fill"),
     "mask all white": (_mask_all_white, "whole target"),

@@ -97,16 +97,22 @@ def test_a_scene_without_ground_truth_stops_before_anything_runs(motorcycle_benc
     assert exit_info.value.code == 2
 
 
-def test_scores_are_computed_again_once_the_completions_are_written_again(tmp_path, monkeypatch):
+def scoring(tmp_path: Path, monkeypatch, content: bytes) -> tuple[Path, list, object, Path]:
+    """One written candidate of a scene, a spy in place of its evaluation and default metric
+    settings: (the candidate, the evaluations made, the suite, the scene)."""
     candidate = tmp_path / "realfill" / "scene" / "completions" / "candidates" / "seed00000.png"
     candidate.parent.mkdir(parents=True)
-    candidate.write_bytes(b"first")
+    candidate.write_bytes(content)
     evaluations = []
     monkeypatch.setattr(
         benchmark_command, "evaluate_scene", lambda *args: evaluations.append(args) or []
     )
     suite = SimpleNamespace(settings=load_metric_settings(None, {}), unavailable={})
-    scene = tmp_path / "benchmark" / "scene"
+    return candidate, evaluations, suite, tmp_path / "benchmark" / "scene"
+
+
+def test_scores_are_computed_again_once_the_completions_are_written_again(tmp_path, monkeypatch):
+    candidate, evaluations, suite, scene = scoring(tmp_path, monkeypatch, b"first")
     benchmark_command.scored("realfill", scene, tmp_path, suite)
     benchmark_command.scored("realfill", scene, tmp_path, suite)
     assert len(evaluations) == 1  # cached
@@ -136,3 +142,87 @@ def test_fit_flags_without_a_method_that_fits_stop_before_anything_runs(
     assert exit_info.value.code == 2
     assert "--trainer.max_stepz=2: realfill.fit flags" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("metrics.json", "{bad"),
+        ("metrics.json", "[1, 2]"),
+        ("metrics.json", b"\xff\xfe"),
+        ("metrics.candidates.json", '[{"method": "realf'),
+        ("metrics.candidates.json", '[{"method": "realfill"}]'),
+        ("metrics.candidates.json", "[1]"),
+        ("metrics.candidates.json", None),
+    ],
+    ids=["key-json", "key-list", "key-binary", "json", "fields", "rows", "missing"],
+)
+def test_a_damaged_scores_cache_is_a_miss_and_is_rewritten(tmp_path, monkeypatch, name, content):
+    _, evaluations, suite, scene = scoring(tmp_path, monkeypatch, b"a candidate")
+    assert benchmark_command.scored("realfill", scene, tmp_path, suite) == []
+    damaged = tmp_path / "realfill" / "scene" / name
+    if content is None:
+        damaged.unlink()
+    elif isinstance(content, bytes):
+        damaged.write_bytes(content)
+    else:
+        damaged.write_text(content)
+    assert benchmark_command.scored("realfill", scene, tmp_path, suite) == []
+    assert len(evaluations) == 2  # scored again
+    assert benchmark_command.scored("realfill", scene, tmp_path, suite) == []
+    assert len(evaluations) == 2  # the rewritten cache is used
+
+
+def test_a_config_that_is_not_utf8_stops_with_one_line_naming_it(
+    motorcycle_benchmark, tmp_path, capsys
+):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(binary), f"--benchmark={motorcycle_benchmark}"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"realfill: error: {binary}: not UTF-8 text (byte 0x89 at offset 0)"
+
+
+def test_a_prompt_that_is_not_utf8_stops_before_anything_runs(
+    motorcycle_benchmark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(benchmark_command, "MetricSuite", lambda *_: pytest.fail("metrics ran"))
+    bench = tmp_path / "benchmark"
+    shutil.copytree(motorcycle_benchmark, bench)
+    prompt = bench / "motorcycle_outpaint" / "prompt.txt"
+    prompt.write_bytes(b"\xff\xfe caf\xe9")
+    config = str(REPO / "configs" / "tiny.yaml")
+    args = ["--config", config, f"--benchmark={bench}", f"--out={tmp_path / 'out'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--methods", "prompt_only"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"realfill: error: {prompt}: not UTF-8 text (byte 0xff at offset 0)"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_stops_before_anything_runs(
+    motorcycle_benchmark, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(benchmark_command, "MetricSuite", lambda *_: pytest.fail("metrics ran"))
+    out = tmp_path / "afile"
+    out.write_text("not a folder")
+    config = str(REPO / "configs" / "tiny.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                config,
+                f"--benchmark={motorcycle_benchmark}",
+                f"--out={out}",
+                "--methods",
+                "realfill",
+                "--trainer.max_steps=2",
+            ]
+        )
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"realfill: error: --out: {out} is not a folder"
+    assert out.read_text() == "not a folder"

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from realfill.evaluation.results import (
     BenchmarkError,
     CandidateResult,
     load_candidate_results,
+    load_yaml,
     read_scores,
     save_candidate_results,
 )
@@ -87,25 +89,6 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_code_2(
     assert len(errors) == 1 and str(missing) in errors[0]
 
 
-def test_a_metrics_config_that_is_not_yaml_is_one_line_naming_it(
-    motorcycle_benchmark, tmp_path, capsys
-):
-    broken = tmp_path / "metrics.yaml"
-    broken.write_text("metrics: [unclosed\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                f"--benchmark={motorcycle_benchmark}",
-                "--results",
-                str(tmp_path),
-                f"--metrics_config={broken}",
-            ]
-        )
-    assert exit_info.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and f"{broken}: not valid YAML" in errors[0]
-
-
 def test_results_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_path):
     folders = [tmp_path / "exp1" / "realfill", tmp_path / "exp2" / "realfill", tmp_path / "geo"]
     assert method_names(folders) == ["exp1/realfill", "exp2/realfill", "geo"]
@@ -132,3 +115,59 @@ def test_cached_results_are_strict_json_and_keep_an_infinite_psnr(tmp_path):
     save_candidate_results([result], path)
     json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
     assert load_candidate_results(path) == [result]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"metrics: [unclosed\n", "not valid YAML"),
+        (b"metrics:\n  device: caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 22)"),
+    ],
+    ids=["not-yaml", "not-utf8"],
+)
+def test_a_metrics_config_that_cannot_be_read_is_one_line_naming_it(
+    motorcycle_benchmark, tmp_path, capsys, content, expected
+):
+    broken = tmp_path / "metrics.yaml"
+    broken.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                f"--benchmark={motorcycle_benchmark}",
+                "--results",
+                str(tmp_path),
+                f"--metrics_config={broken}",
+            ]
+        )
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"realfill: error: {broken}: {expected}")
+
+
+def test_a_yaml_file_that_cannot_be_read_is_one_error_naming_it(tmp_path):
+    with pytest.raises(BenchmarkError, match=f"^{tmp_path}: cannot be read \\(Is a directory\\)$"):
+        load_yaml(tmp_path)
+
+
+@pytest.mark.parametrize("blocked", ["file", "read-only"])
+def test_an_out_that_cannot_be_written_stops_before_the_metrics_load(
+    blocked, motorcycle_benchmark, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(evaluate, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    results = tmp_path / "results"
+    write_results(motorcycle_benchmark, results)
+    out = tmp_path / "report"
+    if blocked == "file":
+        out.write_text("not a folder")
+        expected = f"--out: {out} is not a folder"
+    else:
+        out.mkdir()
+        out.chmod(0o555)
+        if os.access(out, os.W_OK):
+            pytest.skip("this user writes into read-only folders (root)")
+        expected = f"--out: {out} cannot be written: no permission in {out}"
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"--benchmark={motorcycle_benchmark}", "--results", str(results), f"--out={out}"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"realfill: error: {expected}")

@@ -1,14 +1,18 @@
 import json
 import os
+import re
 import stat
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
 
+from realfill.errors import ModelLoadError
 from realfill.modules import (
     InpaintingBaseModel,
+    LoraSettings,
     RealFillModule,
     TinyStableDiffusionInpainting,
     sampling,
@@ -148,3 +152,37 @@ def test_a_seed_reproduces_its_candidate_whatever_the_batch(plugin, base, monkey
     single = np.asarray(module.generate(target, mask, [6], **settings)[0], np.int16)
     assert np.abs(batched[1] - single).max() <= 2
     assert np.abs(batched[0] - batched[1]).max() > 20  # other seeds, other candidates
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "header too small"),
+        (b"\xff" * 100, "header too large"),
+        ("truncated", "incomplete metadata"),
+    ],
+    ids=["empty", "garbage", "truncated"],
+)
+def test_a_damaged_lora_file_is_refused_naming_it(tmp_path, content, reason):
+    module = RealFillModule(TinyStableDiffusionInpainting(seed=0))
+    module.save_lora(tmp_path / "lora")
+    path = tmp_path / "lora" / LORA_WEIGHTS_NAME
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2] if content == "truncated" else content)
+    with pytest.raises(ModelLoadError, match=f"not a valid LoRA file .*{reason}") as error:
+        module.base_model.load_lora(tmp_path / "lora")
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_a_lora_of_another_rank_is_refused_before_any_weight_loads(plugin, tmp_path):
+    RealFillModule(plugin.build(), lora=LoraSettings(rank=4)).save_lora(tmp_path / "lora")
+    module = RealFillModule(plugin.build())
+    before = {name: p.clone() for name, p in module.named_parameters() if p.requires_grad}
+    expected = (
+        f"{tmp_path / 'lora' / LORA_WEIGHTS_NAME}: LoRA rank 4 does not fit model.lora.rank 8"
+    )
+    with pytest.raises(ModelLoadError, match=re.escape(expected)):
+        module.base_model.load_lora(tmp_path / "lora")
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            assert torch.equal(param, before[name]), name
