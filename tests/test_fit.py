@@ -210,6 +210,10 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
     [
         ("--model.lora.rank=0", "model.lora.rank must be >= 1, got 0"),
         ("--model.prompt_dropout=2", "model.prompt_dropout must be in [0, 1], got 2.0"),
+        ("--model.denoiser_learning_rate=-1", "model.denoiser_learning_rate must be >= 0"),
+        ("--model.warmup_steps=-1", "model.warmup_steps must be >= 0, got -1"),
+        ("--model.lora.alpha=-1", "model.lora.alpha must be > 0, got -1"),
+        ("--trainer.callbacks.seed=-5", "CompleteTarget: seed and match_margin must be >= 0"),
         ("--data.batch_size=0", "data: need resolution >= 1, batch_size >= 1"),
         (
             '--trainer.callbacks+={"class_path":"realfill.callbacks.PeriodicSampling",'

@@ -134,6 +134,10 @@ class CompleteTarget(L.Callback):
             raise ConfigError(f"CompleteTarget: num_samples must be >= 1, got {num_samples}")
         if keep is not None and keep < 0:
             raise ConfigError(f"CompleteTarget: keep must be >= 0, got {keep}")
+        if seed < 0 or match_margin < 0:
+            raise ConfigError(
+                f"CompleteTarget: seed and match_margin must be >= 0, got {seed} and {match_margin}"
+            )
         self.sampling = sampling_settings(
             "CompleteTarget",
             num_inference_steps,

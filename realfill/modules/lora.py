@@ -31,6 +31,8 @@ class LoraSettings:
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ConfigError(f"model.lora.rank must be >= 1, got {self.rank}")
+        if self.alpha <= 0:
+            raise ConfigError(f"model.lora.alpha must be > 0, got {self.alpha}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.lora.dropout must be in [0, 1), got {self.dropout}")
 

@@ -35,6 +35,20 @@ def random_stream(seed: int, rank: int, world_size: int, resumed_step: int) -> i
     return seed + rank + world_size * resumed_step
 
 
+def check_training_settings(
+    prompt_dropout: float, learning_rates: dict[str, float], warmup_steps: int
+) -> None:
+    """Refuse, in one line, settings that would train nonsense without an error: a negative
+    learning rate (gradient ascent), warm-up or prompt-dropout probability out of range."""
+    if not 0.0 <= prompt_dropout <= 1.0:
+        raise ConfigError(f"model.prompt_dropout must be in [0, 1], got {prompt_dropout}")
+    for name, rate in learning_rates.items():
+        if rate < 0:
+            raise ConfigError(f"model.{name} must be >= 0, got {rate}")
+    if warmup_steps < 0:
+        raise ConfigError(f"model.warmup_steps must be >= 0, got {warmup_steps}")
+
+
 def check_compile_mode(compile_mode: str | None, accumulate_grad_batches: int) -> None:
     """Refuse CUDA graphs with gradient accumulation: a replay writes its gradients where the
     previous micro-batch's still lie, and the sum comes out wrong (pytorch/pytorch#169545)."""
@@ -147,8 +161,11 @@ class RealFillModule(L.LightningModule):
                 searches kernel configurations: a much longer compile).
         """
         super().__init__()
-        if not 0.0 <= prompt_dropout <= 1.0:
-            raise ConfigError(f"model.prompt_dropout must be in [0, 1], got {prompt_dropout}")
+        learning_rates = {
+            "denoiser_learning_rate": denoiser_learning_rate,
+            "text_encoder_learning_rate": text_encoder_learning_rate,
+        }
+        check_training_settings(prompt_dropout, learning_rates, warmup_steps)
         self.save_hyperparameters(ignore=["base_model"])
         self.base_model = base_model
         self.lora = dataclasses.replace(lora)
