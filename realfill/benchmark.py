@@ -17,7 +17,7 @@ from pathlib import Path
 
 from realfill.baselines import IMAGE_BASELINES, write_completion
 from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_prompt
-from realfill.cli import exit_on_user_error
+from realfill.cli import HelpFormatter, exit_on_user_error
 from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
 from realfill.evaluation.report import write_report
@@ -127,7 +127,11 @@ def run(options: argparse.Namespace) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     """The command line; unknown `--section.key=value` flags are passed to realfill.fit."""
-    parse = argparse.ArgumentParser(prog="python -m realfill.benchmark", description=__doc__)
+    parse = argparse.ArgumentParser(
+        prog="python -m realfill.benchmark",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
     parse.add_argument(
         "--config", type=Path, action="append", required=True, help="fit config(s), stacked"
     )
@@ -136,9 +140,24 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument(
         "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run"
     )
-    parse.add_argument("--num_samples", type=int, default=None, help="candidates per scene")
-    parse.add_argument("--keep", type=int, default=None, help="selected candidates per scene")
-    parse.add_argument("--num_inference_steps", type=int, default=None, help="sampling steps")
+    parse.add_argument(
+        "--num_samples",
+        type=int,
+        default=None,
+        help="candidates per scene (default: the config's CompleteTarget)",
+    )
+    parse.add_argument(
+        "--keep",
+        type=int,
+        default=None,
+        help="selected candidates per scene (default: the config's)",
+    )
+    parse.add_argument(
+        "--num_inference_steps",
+        type=int,
+        default=None,
+        help="sampling steps (default: the config's)",
+    )
     parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
     return parse
 

@@ -1,5 +1,6 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
+import argparse
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -40,6 +41,17 @@ class SceneCLI(LightningCLI):
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs.setdefault("callbacks", [*callbacks, StepProgressBar()])
         return super().instantiate_trainer(**kwargs)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """`--help` for the argparse commands (evaluate, benchmark): the module docstring as
+    written, and each option's default where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
 
 
 def user_error(error: BaseException | None) -> Exception | None:

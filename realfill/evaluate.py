@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from realfill.cli import exit_on_user_error
+from realfill.cli import HelpFormatter, exit_on_user_error
 from realfill.evaluation.backbones import LABELS, MetricSettings, MetricSuite
 from realfill.evaluation.report import write_report
 from realfill.evaluation.results import (
@@ -82,7 +82,11 @@ def method_names(folders: Sequence[Path]) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    parse = argparse.ArgumentParser(prog="python -m realfill.evaluate", description=__doc__)
+    parse = argparse.ArgumentParser(
+        prog="python -m realfill.evaluate",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
     parse.add_argument("--benchmark", type=Path, required=True, help="benchmark folder")
     parse.add_argument(
         "--results",

@@ -226,3 +226,11 @@ def test_an_out_that_is_a_file_stops_before_anything_runs(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"realfill: error: --out: {out} is not a folder"
     assert out.read_text() == "not a folder"
+
+
+def test_help_shows_each_options_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "output folder (default: runs/benchmark)" in text
+    assert "candidates per scene (default: the config's CompleteTarget)" in text
