@@ -30,6 +30,7 @@ from realfill.evaluation.results import (
     load_candidate_results,
     load_evaluation_scene,
     load_yaml,
+    save_candidate_results,
 )
 from realfill.io import check_writable_folder, write_json
 
@@ -91,7 +92,7 @@ def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[
     if cached is not None:
         return cached
     results = evaluate_scene(scene_dir, out / method, method, suite)
-    write_json([r.row() for r in results], cache.with_suffix(".candidates.json"))
+    save_candidate_results(results, cache.with_suffix(".candidates.json"))
     write_json(key, cache)
     return results
 
