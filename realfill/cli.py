@@ -110,6 +110,8 @@ def run_cli(
     with exit_on_user_error(), warnings.catch_warnings():
         # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
+        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument")
         cli = cli_class(
             RealFillModule,
             SceneDataModule,

@@ -1,5 +1,6 @@
 """The `python -m realfill.fit` command, end to end on the tiny model."""
 
+import csv
 import json
 import signal
 from pathlib import Path
@@ -298,6 +299,24 @@ def test_trainer_settings_lightning_refuses_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("realfill: error:")
 
 
+def test_a_base_model_not_on_this_machine_is_one_line_without_library_warnings(
+    tmp_path, run_command
+):
+    """Offline, with no local folder of the hub id: the one-line error, and no warning above
+    it (diffusers' call of a deprecated huggingface_hub argument printed one)."""
+    result = run_command(
+        "realfill.fit",
+        "--config",
+        str(REPO / "configs" / "realfill.yaml"),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.accelerator=cpu",
+    )
+    assert result.returncode == 2
+    assert "warn" not in result.stderr.lower(), result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("realfill: error: cannot load the base model")
+
+
 def test_help_names_the_command_and_documents_every_key(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", TINY, "--help"])
@@ -334,8 +353,12 @@ def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path, run_
         "--trainer.accelerator=cpu",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
+        "--trainer.log_every_n_steps=1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    with open(run_dir / "logs" / "version_0" / "metrics.csv") as rows:
+        losses = [row["train/loss"] for row in csv.DictReader(rows) if row["train/loss"]]
+    assert len(losses) == 2  # averaged over the processes (sync_dist), once per step
     assert "torchvision" not in result.stderr  # transformers' notice of processors never used
     assert "litlogger" not in result.stdout + result.stderr  # Lightning's advertisement
     assert result.stdout.count("Run dir:") == 1

@@ -90,6 +90,13 @@ def check_resolution(setting: str, resolution: int | None, base_model: Inpaintin
         )
 
 
+def loss_scale(precision_plugin: object) -> float | None:
+    """The gradient scaler's current loss scale under 16-mixed (it halves when a step's
+    gradients overflow and the step is skipped); None under any other precision."""
+    scaler = getattr(precision_plugin, "scaler", None)
+    return None if scaler is None else scaler.get_scale()
+
+
 def compute_dtype(precision: str) -> torch.dtype:
     """The dtype frozen weights are stored in under a trainer precision (fp32 if unmixed)."""
     return PRECISION_DTYPES.get(str(precision), torch.float32)
@@ -177,6 +184,8 @@ class RealFillModule(L.LightningModule):
         self.prompt_dropout = prompt_dropout
         self.strict_loading = False
         self._resumed_step = 0
+        self._step_losses: list[torch.Tensor] = []
+        self._loss_scale: float | None = None
 
     def setup(self, stage: str) -> None:
         self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
@@ -218,8 +227,26 @@ class RealFillModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self._step_losses.append(loss.detach())
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Log the optimizer step's loss: the mean over its accumulated micro-batches and, in a
+        multi-process fit, over the processes (what the step's gradient averages), not the
+        last micro-batch of rank 0 alone. Note the loss scale, for `lr_scheduler_step`."""
+        step_loss = torch.stack(self._step_losses).mean()
+        self._step_losses.clear()
+        self.log("train/loss", step_loss, prog_bar=True, sync_dist=self.trainer.world_size > 1)
+        self._loss_scale = loss_scale(self.trainer.precision_plugin)
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Advance the warm-up by the optimizer steps taken: under 16-mixed the loss scaler
+        skips a step whose gradients overflowed (and lowers its scale), and the warm-up would
+        otherwise end that many steps early."""
+        scale = loss_scale(self.trainer.precision_plugin)
+        if scale is not None and self._loss_scale is not None and scale < self._loss_scale:
+            return
+        super().lr_scheduler_step(scheduler, metric)
 
     def encode_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents of the batch's images and of their masked copies, in one VAE call. Unknown
