@@ -214,16 +214,14 @@ def measure(args: argparse.Namespace) -> dict:
         print(f"{key}: {value}", flush=True)
         save(results, out)
 
-    scene_dir = args.scene
-    if not args.keep_aspect:
-        scratch = tempfile.TemporaryDirectory(prefix="square-scene-")  # removed at exit
-        scene_dir = square_scene(args.scene, scratch.name)
-    datamodule = SceneDataModule(
-        scene_dir,
-        resolution=sizes["resolution"],
-        batch_size=sizes["batch_size"],
-        num_workers=args.num_workers,
-    )
+    with tempfile.TemporaryDirectory(prefix="square-scene-") as scratch:  # loaded, then removed
+        scene_dir = args.scene if args.keep_aspect else square_scene(args.scene, scratch)
+        datamodule = SceneDataModule(
+            scene_dir,
+            resolution=sizes["resolution"],
+            batch_size=sizes["batch_size"],
+            num_workers=args.num_workers,
+        )
     module = build_module(scale, device, dtype)
     batch = training_batch(datamodule, sizes["batch_size"], device)
 

@@ -26,7 +26,8 @@ def test_candidates_given_as_files_are_copied_byte_for_byte_and_images_are_encod
     ranked = sorted(p.name for p in (out / "ranked").iterdir())
     assert ranked == ["rank01_seed00004.png"]
     assert json.loads((out / "scores.json").read_text())[0]["file"] == "candidates/seed00004.png"
-    assert Image.open(out / "contact_sheet.png").width > 0
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.width > 0
 
 
 def test_the_contact_sheet_opens_with_the_target_its_hole_marked_and_the_references(
