@@ -30,6 +30,7 @@ the script cannot rot, and the results say the figures are not meaningful.
 
 import argparse
 import ast
+import contextlib
 import datetime
 import itertools
 import platform
@@ -214,8 +215,13 @@ def measure(args: argparse.Namespace) -> dict:
         print(f"{key}: {value}", flush=True)
         save(results, out)
 
-    with tempfile.TemporaryDirectory(prefix="square-scene-") as scratch:  # loaded, then removed
-        scene_dir = args.scene if args.keep_aspect else square_scene(args.scene, scratch)
+    scratch_folder = (
+        contextlib.nullcontext(None)
+        if args.keep_aspect
+        else tempfile.TemporaryDirectory(prefix="square-scene-")
+    )
+    with scratch_folder as scratch:  # the square scene is loaded here, then removed
+        scene_dir = args.scene if scratch is None else square_scene(args.scene, scratch)
         datamodule = SceneDataModule(
             scene_dir,
             resolution=sizes["resolution"],
