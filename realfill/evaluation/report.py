@@ -97,6 +97,67 @@ def floor_comparison(per_scene: dict[tuple[str, str], Means]) -> list[str]:
     return lines
 
 
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (ties ranked by their mean); None where it is undefined
+    (fewer than three pairs, or either side constant)."""
+    import torch
+    from torchmetrics.functional import spearman_corrcoef
+
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(spearman_corrcoef(torch.tensor(x).double(), torch.tensor(y).double()))
+
+
+def ranking_quality(results: Sequence[CandidateResult]) -> list[dict]:
+    """Per (scene, method) whose candidates were ranked (some selected, not all): how the
+    correspondence score agrees with masked PSNR over all candidates (Spearman's rho, the
+    paper's Figure 6 claim) and what selecting gains (mean PSNR of the selected candidates
+    minus that of all). Candidates with an infinite PSNR (identical pixels) are left out."""
+    groups: dict[tuple[str, str], list[CandidateResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.scene, result.method)].append(result)
+    rows = []
+    for (scene, method), group in sorted(groups.items()):
+        scored = [r for r in group if math.isfinite(r.metrics.get("psnr") or math.nan)]
+        selected = [r for r in scored if r.selected]
+        if not selected or len(selected) == len(scored):
+            continue
+        all_mean = mean([r.metrics["psnr"] for r in scored])
+        selected_mean = mean([r.metrics["psnr"] for r in selected])
+        rows.append(
+            {
+                "scene": scene,
+                "method": method,
+                "candidates": len(scored),
+                "selected": len(selected),
+                "spearman_score_psnr": spearman(
+                    [float(r.score) for r in scored], [r.metrics["psnr"] for r in scored]
+                ),
+                "psnr_all": all_mean,
+                "psnr_selected": selected_mean,
+                "selection_gain_db": selected_mean - all_mean,
+            }
+        )
+    return rows
+
+
+def ranking_table(rows: Sequence[dict]) -> str:
+    """The ranking rows as a markdown table."""
+    lines = [
+        "| scene / method | candidates | selected | Spearman (score, PSNR) | PSNR all | "
+        "PSNR selected | gain (dB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rho = row["spearman_score_psnr"]
+        lines.append(
+            f"| {row['scene']} / {row['method']} | {row['candidates']} | {row['selected']} | "
+            f"{'undefined' if rho is None else f'{rho:.3f}'} | {row['psnr_all']:.2f} | "
+            f"{row['psnr_selected']:.2f} | {row['selection_gain_db']:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def candidates_csv(results: Sequence[CandidateResult]) -> str:
     """One CSV row per candidate: method, seed, score, rank, selected, file, metrics."""
     buffer = io.StringIO()
@@ -142,6 +203,14 @@ def summary_markdown(
     comparison = floor_comparison(per_scene)
     if comparison:
         parts += ["", "## Geometric baseline vs the OpenCV floor (masked PSNR)", "", *comparison]
+    ranking = ranking_quality(results)
+    if ranking:
+        parts += [
+            "",
+            "## Ranking: correspondence score vs masked PSNR, over all candidates",
+            "",
+            ranking_table(ranking),
+        ]
     if plots:
         parts += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots]]
     return "\n".join(parts) + "\n"
@@ -170,6 +239,7 @@ def write_report(
         "scenes": [{"method": m, "scene": s, **v} for (m, s), v in per_scene.items()],
         "unavailable": unavailable,
         "floor_comparison": floor_comparison(per_scene),
+        "ranking": ranking_quality(results),
     }
     write_json(data, out / "summary.json")
     return summary
