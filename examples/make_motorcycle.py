@@ -8,9 +8,11 @@ scikit-image is a dev dependency (``pip install -e ".[dev]"``).
 ``--benchmark DIR`` builds an evaluation benchmark instead: ``DIR/motorcycle_inpaint`` (the
 scene above) and ``DIR/motorcycle_outpaint`` (only a central crop of the left view is known,
 the border is to be filled), both with ``target/gt.png`` and a ``prompt.txt`` for the
-prompt-only baseline::
+prompt-only baseline. ``--held-out DIR`` builds four more, with holes and borders fixed before
+any setting was tuned on them (``HELD_OUT``)::
 
     python examples/make_motorcycle.py --benchmark runs/motorcycle_benchmark
+    python examples/make_motorcycle.py --held-out runs/motorcycle_held_out
 """
 
 import argparse
@@ -23,6 +25,15 @@ HOLE = (0.40, 0.30, 0.70, 0.74)
 """The hole as fractions of the image (left, top, right, bottom): tank and engine."""
 KNOWN_CROP = (0.16, 0.14, 0.84, 0.86)
 """Outpainting: the known central crop (left, top, right, bottom); the border is missing."""
+HELD_OUT = {
+    "motorcycle_rear_wheel": ("inpaint", (0.10, 0.52, 0.40, 0.92)),
+    "motorcycle_headlight": ("inpaint", (0.62, 0.14, 0.84, 0.46)),
+    "motorcycle_small_hole": ("inpaint", (0.24, 0.30, 0.38, 0.48)),
+    "motorcycle_outpaint_right": ("outpaint", (0.0, 0.0, 0.66, 1.0)),
+}
+"""Scenes for evaluation on settings never tuned on them: (kind, box), the box being the hole
+(inpaint) or the known region (outpaint), as fractions (left, top, right, bottom). The right
+border is what the reference, the right view, shows beyond the left view."""
 PROMPT = "a photo of a red motorcycle parked in a garage in front of shelves"
 """A hand-written description of the scene, for the prompt-only baseline."""
 
@@ -78,11 +89,26 @@ def build(out_dir: Path, short_side: int, jpeg_quality: int) -> None:
     write_scene(out_dir, gt, ref, hole_mask(gt.size, HOLE), jpeg_quality)
 
 
-def build_benchmark(out_dir: Path, short_side: int, jpeg_quality: int) -> list[Path]:
-    """An inpainting and an outpainting scene, each with its ground truth and a prompt."""
+def region_mask(size: tuple[int, int], kind: str, box: tuple[float, ...]) -> Image.Image:
+    """The mask of an inpainting hole `box`, or of all but the known region `box`."""
+    mask = hole_mask(size, box)
+    return mask if kind == "inpaint" else Image.eval(mask, lambda value: 255 - value)
+
+
+def build_benchmark(
+    out_dir: Path,
+    short_side: int,
+    jpeg_quality: int,
+    regions: dict[str, tuple[str, tuple[float, ...]]] | None = None,
+) -> list[Path]:
+    """Scenes of the pair, each with its ground truth and a prompt: one per entry of
+    `regions` (name: (kind, box)), by default the inpainting and outpainting scenes."""
     gt, ref = stereo_pair(short_side)
-    border = Image.eval(hole_mask(gt.size, KNOWN_CROP), lambda value: 255 - value)
-    scenes = {"motorcycle_inpaint": hole_mask(gt.size, HOLE), "motorcycle_outpaint": border}
+    regions = regions or {
+        "motorcycle_inpaint": ("inpaint", HOLE),
+        "motorcycle_outpaint": ("outpaint", KNOWN_CROP),
+    }
+    scenes = {name: region_mask(gt.size, *region) for name, region in regions.items()}
     for name, mask in scenes.items():
         write_scene(out_dir / name, gt, ref, mask, jpeg_quality)
         (out_dir / name / "prompt.txt").write_text(PROMPT + "\n")
@@ -106,8 +132,17 @@ def main() -> None:
         default=None,
         help="build an inpainting and an outpainting benchmark scene under this folder instead",
     )
+    parser.add_argument(
+        "--held-out",
+        type=Path,
+        default=None,
+        help="build the held-out evaluation scenes (HELD_OUT) under this folder instead",
+    )
     args = parser.parse_args()
-    if args.benchmark is not None:
+    if args.held_out is not None:
+        for scene in build_benchmark(args.held_out, args.short_side, args.jpeg_quality, HELD_OUT):
+            print(scene)
+    elif args.benchmark is not None:
         for scene in build_benchmark(args.benchmark, args.short_side, args.jpeg_quality):
             print(scene)
     else:

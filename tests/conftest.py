@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny base model built in code and small scenes on disk. Offline always."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -68,6 +69,23 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+@pytest.fixture
+def make_textured_image():
+    """`textured_image`: a smooth random colour field of a size and seed."""
+    return textured_image
+
+
+@pytest.fixture(scope="session")
+def motorcycle_builder():
+    """examples/make_motorcycle.py as a module: scenes built from the real stereo pair."""
+    spec = importlib.util.spec_from_file_location(
+        "make_motorcycle", REPO / "examples" / "make_motorcycle.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
