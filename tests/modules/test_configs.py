@@ -11,6 +11,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 BASE_MODEL_CONFIGS = {
     "realfill.yaml": "realfill.modules.StableDiffusionInpainting",
+    "small.yaml": "realfill.modules.StableDiffusionInpainting",
     "sd15.yaml": "realfill.modules.StableDiffusionInpainting",
     "sdxl.yaml": "realfill.modules.StableDiffusionXLInpainting",
     "flux_fill.yaml": "realfill.modules.FluxFillInpainting",
