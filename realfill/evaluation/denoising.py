@@ -6,21 +6,20 @@ for a seed, and a few forward passes instead of many sampled candidates."""
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from PIL import Image
 
 from realfill.data import resized_conditioning
+from realfill.data.datamodule import PIXEL_SCALE, pil_to_tensor
 from realfill.modules.base_model import InpaintingBaseModel
 from realfill.modules.loss import masked_mse
 from realfill.modules.sampling import generation_size
 
 
 def image_tensor(image: Image.Image) -> torch.Tensor:
-    """An RGB image as a [1, 3, H, W] float tensor in [-1, 1]."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    """An RGB image as a [1, 3, H, W] float tensor in [-1, 1], scaled as training scales it."""
+    return (pil_to_tensor(image.convert("RGB")).float() / PIXEL_SCALE - 1.0).unsqueeze(0)
 
 
 @torch.no_grad()
@@ -43,7 +42,7 @@ def hole_denoising_error(
     of the content, not of the noise). For the DDPM-trained families (SD, SDXL)."""
     width, height = generation_size(*target.size, resolution, base_model.size_multiple)
     conditioning, hole = resized_conditioning(target, mask, width, height)
-    hole_mask = image_tensor(hole)[:, :1] * 0.5 + 0.5
+    hole_mask = (pil_to_tensor(hole) > 0).float().unsqueeze(0)
     truth = image_tensor(ground_truth.convert("RGB").resize((width, height), Image.BICUBIC))
     masked = image_tensor(conditioning) * (1.0 - hole_mask)
     device = next(base_model.parameters()).device

@@ -11,11 +11,16 @@ folder that `StableDiffusionInpainting` loads like any other checkpoint.
 from dataclasses import dataclass
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel
 
 from realfill.modules.stable_diffusion import StableDiffusionComponents
-from realfill.modules.tiny import byte_level_tokenizer, tiny_clip_config
+from realfill.modules.tiny import (
+    byte_level_tokenizer,
+    sd2_training_scheduler,
+    tiny_clip_config,
+    tiny_vae,
+)
 
 
 @dataclass
@@ -70,29 +75,10 @@ def small_unet(config: SmallModelConfig) -> UNet2DConditionModel:
 
 def small_vae(config: SmallModelConfig) -> AutoencoderKL:
     """The KL autoencoder: 3 channels to 4 latent channels, len(vae_channels) - 1 halvings."""
-    depth = len(config.vae_channels)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * depth,
-        up_block_types=("UpDecoderBlock2D",) * depth,
-        block_out_channels=tuple(config.vae_channels),
-        latent_channels=4,
-        layers_per_block=1,
+    return tiny_vae(
+        tuple(config.vae_channels),
         norm_num_groups=config.vae_norm_groups,
         mid_block_add_attention=False,
-    )
-
-
-def ddpm_scheduler() -> DDPMScheduler:
-    """SD 2 inpainting's training schedule: 1000 scaled-linear steps, noise prediction."""
-    return DDPMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        clip_sample=False,
-        steps_offset=1,
-        prediction_type="epsilon",
     )
 
 
@@ -109,5 +95,5 @@ def build_small_components(
         unet=small_unet(config),
         text_encoder=CLIPTextModel(text_config),
         tokenizer=tokenizer,
-        scheduler=ddpm_scheduler(),
+        scheduler=sd2_training_scheduler(),
     )

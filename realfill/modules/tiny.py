@@ -35,8 +35,10 @@ def tiny_clip_config(vocab_size: int, width: int, max_length: int) -> CLIPTextCo
 
 
 def tiny_vae(block_channels: tuple[int, ...], latent_channels: int = 4, **config) -> AutoencoderKL:
-    """A one-layer-per-level VAE; `config` adds family-specific settings (scaling, shift)."""
+    """A one-layer-per-level VAE; `config` adds family-specific settings (scaling, shift,
+    GroupNorm groups: one channel per group unless given)."""
     depth = len(block_channels)
+    config.setdefault("norm_num_groups", min(block_channels))
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -45,8 +47,19 @@ def tiny_vae(block_channels: tuple[int, ...], latent_channels: int = 4, **config
         block_out_channels=block_channels,
         latent_channels=latent_channels,
         layers_per_block=1,
-        norm_num_groups=min(block_channels),
         **config,
+    )
+
+
+def sd2_training_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    """SD 2 inpainting's training schedule: 1000 scaled-linear steps."""
+    return DDPMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        steps_offset=1,
+        prediction_type=prediction_type,
     )
 
 
@@ -75,14 +88,7 @@ def build_tiny_components(
         attention_head_dim=4,
         norm_num_groups=min(block_channels),
     )
-    scheduler = DDPMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        clip_sample=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
+    scheduler = sd2_training_scheduler(prediction_type)
     return StableDiffusionComponents(vae, unet, text_encoder, tokenizer, scheduler)
 
 
