@@ -58,9 +58,13 @@ def inference_lora_metadata(module: torch.nn.Module) -> dict:
 def save_adapters(
     pipeline_class: type[LoraBaseMixin], directory: Path, components: dict[str, AdaptedComponent]
 ) -> None:
-    """Write every component's adapter with `pipeline_class.save_lora_weights`, atomically."""
+    """Write every component's adapter with `pipeline_class.save_lora_weights`, atomically.
+    Tensors are made contiguous first: safetensors refuses channels-last convolution weights."""
     layers = {
-        f"{name}_lora_layers": part.to_saved(get_peft_model_state_dict(part.module))
+        f"{name}_lora_layers": {
+            key: value.contiguous()
+            for key, value in part.to_saved(get_peft_model_state_dict(part.module)).items()
+        }
         for name, part in components.items()
     }
     metadata = {

@@ -125,6 +125,7 @@ class RealFillModule(L.LightningModule):
         warmup_steps: int = 100,
         optimizer: Literal["adamw", "adamw8bit"] = "adamw",
         gradient_checkpointing: bool = False,
+        channels_last: bool = False,
         compile_denoiser: bool = False,
         compile_regional: bool = False,
         compile_encoders: bool = False,
@@ -151,6 +152,10 @@ class RealFillModule(L.LightningModule):
                 activations in the backward pass: much less memory, about a third more
                 compute. For 24 GB cards, with a smaller batch and
                 trainer.accumulate_grad_batches.
+            channels_last: Store the base model's convolution weights channels-last (NHWC),
+                the layout oneDNN's and cuDNN's fastest convolution kernels use: on a 2-core
+                CPU a small-model step ran 1.2x faster, 1.7x with bf16-mixed
+                (benchmarks/cpu_step.py). Training and sampling alike; LoRA files are unchanged.
             compile_denoiser: torch.compile the denoiser when fit starts: faster steps after
                 a compilation of a few minutes (2 to 4.5 on an H200); the same loss.
             compile_regional: With compile_denoiser, compile only the denoiser's repeated
@@ -189,6 +194,8 @@ class RealFillModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.base_model.cast_frozen(compute_dtype(self.trainer.precision))
+        if self.hparams.channels_last:
+            self.base_model.to(memory_format=torch.channels_last)
         if stage == "fit":
             resolution = getattr(self.trainer.datamodule, "resolution", None)
             if resolution is not None:

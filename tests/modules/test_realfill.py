@@ -341,3 +341,33 @@ def test_each_process_of_a_multi_process_run_draws_its_own_noise(module):
     torch.manual_seed(0)
     assert torch.equal(draws[1, 0], torch.randn(8))  # one process: the seeded stream as it was
     assert not torch.equal(draws[2, 0], draws[2, 1])
+
+
+def test_channels_last_computes_the_same_loss_and_saves_conv_adapters(fit_tiny, monkeypatch):
+    """`channels_last` only changes the layout: the same first loss, and a LoRA file with the
+    conv adapters (which safetensors refuses in NHWC) that stock diffusers loads."""
+    losses = {}
+    training_step = RealFillModule.training_step
+
+    def recording_step(self, batch, batch_idx):
+        loss = training_step(self, batch, batch_idx)
+        losses.setdefault(self.hparams.channels_last, loss.item())
+        return loss
+
+    monkeypatch.setattr(RealFillModule, "training_step", recording_step)
+    preset = {
+        "trainer": {
+            "max_steps": 1,
+            "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
+        },
+        "model": {"lora": {"denoiser_target_modules": ["to_q", "to_v", "conv1", "conv2"]}},
+        "data": {"batch_size": 2},
+    }
+    fit_tiny("contiguous", preset)
+    run = fit_tiny("channels-last", preset, extra=("--model.channels_last=true",))
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+    pipe = TinyStableDiffusionInpainting(seed=0).pipeline()
+    pipe.load_lora_weights(run / "lora")
+    adapted = [name for name, _ in pipe.unet.named_modules() if name.endswith("conv1.lora_A")]
+    assert adapted
