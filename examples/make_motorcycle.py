@@ -95,15 +95,26 @@ def region_mask(size: tuple[int, int], kind: str, box: tuple[float, ...]) -> Ima
     return mask if kind == "inpaint" else Image.eval(mask, lambda value: 255 - value)
 
 
+def crop_box(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, ...]:
+    """The pixel box (left, top, right, bottom) of the fractional ``box`` of ``size``."""
+    width, height = size
+    left, top, right, bottom = box
+    return round(left * width), round(top * height), round(right * width), round(bottom * height)
+
+
 def build_benchmark(
     out_dir: Path,
     short_side: int,
     jpeg_quality: int,
     regions: dict[str, tuple[str, tuple[float, ...]]] | None = None,
+    crop: tuple[float, float, float, float] | None = None,
 ) -> list[Path]:
     """Scenes of the pair, each with its ground truth and a prompt: one per entry of
-    `regions` (name: (kind, box)), by default the inpainting and outpainting scenes."""
+    `regions` (name: (kind, box)), by default the inpainting and outpainting scenes. With
+    `crop` (a fractional box), both views are cut to it first and the regions placed in it."""
     gt, ref = stereo_pair(short_side)
+    if crop is not None:
+        gt, ref = gt.crop(crop_box(gt.size, crop)), ref.crop(crop_box(ref.size, crop))
     regions = regions or {
         "motorcycle_inpaint": ("inpaint", HOLE),
         "motorcycle_outpaint": ("outpaint", KNOWN_CROP),
