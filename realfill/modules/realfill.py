@@ -154,7 +154,7 @@ class RealFillModule(L.LightningModule):
                 trainer.accumulate_grad_batches.
             channels_last: Store the base model's convolution weights channels-last (NHWC),
                 the layout oneDNN's and cuDNN's fastest convolution kernels use: on a 2-core
-                CPU a small-model step ran 1.2x faster, 1.7x with bf16-mixed
+                CPU a small-model step ran 1.06-1.17x faster, 1.55-1.7x with bf16-mixed
                 (benchmarks/cpu_step.py). Training and sampling alike; LoRA files are unchanged.
             compile_denoiser: torch.compile the denoiser when fit starts: faster steps after
                 a compilation of a few minutes (2 to 4.5 on an H200); the same loss.
