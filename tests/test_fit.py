@@ -341,6 +341,7 @@ def test_print_config_shows_the_papers_settings(capsys):
     assert config["data"]["batch_size"] == 16 and config["trainer"]["max_steps"] == 2000
 
 
+@pytest.mark.slow
 def test_two_process_ddp_fit_writes_the_lora_and_completions_once(tmp_path, run_fit):
     run_dir = tmp_path / "run"
     result = run_fit(

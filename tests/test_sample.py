@@ -116,6 +116,7 @@ def test_a_recorded_seed_reproduces_its_candidate_bit_for_bit(run_dir, tmp_path)
     assert candidate_bytes(tmp_path / "one")[2] == candidate_bytes(tmp_path / "all")[2]
 
 
+@pytest.mark.slow
 def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_path, run_command):
     config = ["--config", str(run_dir / "config.yaml"), "--num_samples=5", *FAST_SAMPLING]
     # CPU kernels round differently with the thread count: sample with each DDP process's
@@ -272,6 +273,7 @@ def test_a_process_left_without_seeds_gets_one_empty_batch_and_draws_nothing():
     assert sampler.predict_step(torch.empty(0, dtype=torch.long), 0) == []
 
 
+@pytest.mark.slow
 def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(monkeypatch):
     from realfill.data import load_scene
     from realfill.modules import RealFillModule, TinyStableDiffusionInpainting

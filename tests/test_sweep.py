@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from safetensors.torch import load_file
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -32,6 +33,7 @@ def test_every_sweep_value_sets_rank_and_alpha_together():
         assert value["alpha"] == 2 * value["rank"]
 
 
+@pytest.mark.slow
 def test_the_sweep_command_runs_a_fit_with_the_swept_rank(tmp_path):
     sweep = yaml.safe_load(SWEEP.read_text())
     values = {"model.lora": sweep["parameters"]["model.lora"]["values"][0]}

@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow  # benchmark smoke tests: python -m pytest -m slow
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,9 @@
 """The operator count runs on the tiny model, so it cannot rot."""
 
+import pytest
+
+pytestmark = pytest.mark.slow  # benchmark smoke tests: python -m pytest -m slow
+
 
 def test_operators_are_counted_per_component_and_for_the_backward_pass(load_script):
     host_ops = load_script("host_ops")

@@ -5,6 +5,8 @@ import json
 import pytest
 import torch._inductor.config
 
+pytestmark = pytest.mark.slow  # benchmark smoke tests: python -m pytest -m slow
+
 
 def test_tiny_benchmark_writes_json_and_table(tmp_path, load_script):
     speed = load_script("speed")

@@ -189,6 +189,7 @@ def test_sdxl_vae_follows_the_compute_dtype_when_asked():
     assert base.vae.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 def test_two_process_ddp_fit_of_tiny_sdxl_writes_the_lora(tmp_path, run_command):
     """configs/sdxl.yaml stacked with configs/trainer/ddp.yaml (plain `ddp`), on the tiny twin."""
     preset = {

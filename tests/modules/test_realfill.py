@@ -187,6 +187,7 @@ def test_gradient_checkpointing_keeps_the_loss_and_the_gradients(module):
 
 
 @pytest.mark.parametrize("regional", [False, True], ids=["whole", "regional"])
+@pytest.mark.slow
 def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional):
     """Compiled training gives eager's loss and gradients. (Compiled with gradient checkpointing,
     the 24 GB preset's fit runs in test_fit.py.)"""
@@ -229,6 +230,7 @@ def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional):
         torch.testing.assert_close(grads[name], grad, msg=name)
 
 
+@pytest.mark.slow
 def test_every_compiled_graph_has_static_shapes_though_training_and_sampling_differ():
     """Training (batch 2, 32x32 latents' worth) and sampling (batch 1, a 40x32 target) run the
     same denoiser code; compiled one after the other, neither may fall back to a dynamic-shape

@@ -145,6 +145,7 @@ def test_sampling_runs_eagerly_after_compilation_for_training(base):
         assert child._compiled_call_impl is call
 
 
+@pytest.mark.slow
 def test_compiled_sampling_matches_eager_and_compiles_once(base):
     module = adapted_module(
         base,
@@ -224,6 +225,7 @@ def test_each_candidate_draws_from_its_own_seed_on_the_sampling_device():
         assert torch.equal(torch.randn(8, generator=generator), expected)
 
 
+@pytest.mark.slow
 def test_compiled_sampling_pads_a_partial_last_batch_instead_of_compiling_again(
     monkeypatch, capsys
 ):
