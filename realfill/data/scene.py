@@ -156,7 +156,7 @@ def _require_file(path: Path, what: str) -> None:
         raise SceneError(f"{path}: missing {what}")
 
 
-def _check_mask(mask: Image.Image, mask_path: Path, target: Image.Image, target_path: Path) -> None:
+def check_mask(mask: Image.Image, mask_path: Path, target: Image.Image, target_path: Path) -> None:
     """Reject a mask of the wrong size, one with nothing to fill, and one that hides everything."""
     if mask.size != target.size:
         raise SceneError(
@@ -197,7 +197,7 @@ def load_scene(scene_dir: str | Path, max_references: int = 5) -> Scene:
     references = [load_image(path) for path in reference_paths]
     target = load_image(target_path)
     mask = load_mask(mask_path)
-    _check_mask(mask, mask_path, target, target_path)
+    check_mask(mask, mask_path, target, target_path)
     gt_path = root / "target" / "gt.png"
     ground_truth = load_image(gt_path) if gt_path.exists() else None
     if ground_truth is not None and ground_truth.size != target.size:
