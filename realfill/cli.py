@@ -1,10 +1,12 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -17,6 +19,7 @@ from omegaconf.errors import InterpolationResolutionError
 from realfill.callbacks.progress import StepProgressBar
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
+from realfill.io import read_text
 from realfill.modules import RealFillModule
 
 
@@ -91,6 +94,31 @@ def exit_on_user_error() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+CONFIG_FLAGS = ("--config", "-c")
+"""The flags whose value is a config file (or inline YAML, which jsonargparse also takes)."""
+
+
+def config_files(args: list[str]) -> list[Path]:
+    """The existing paths given to `--config` / `-c` (as `--config X` or `--config=X`)."""
+    paths = []
+    for flag, value in zip(args, [*args[1:], None], strict=True):
+        name, equals, inline = flag.partition("=")
+        given = inline if equals else value
+        if name in CONFIG_FLAGS and given is not None and os.path.lexists(given):
+            paths.append(Path(given))
+    return paths
+
+
+def check_config_files(args: list[str]) -> None:
+    """Refuse, in one line, a config file that is not a regular file (a FIFO would block the
+    parser, a folder confuse it) or not UTF-8 text (the parser's decoding error is a
+    traceback)."""
+    for path in config_files(args):
+        if not path.is_file():
+            raise ConfigError(f"{path}: the config is not a regular file")
+        read_text(path, ConfigError)
+
+
 def run_cli(
     cli_class: type[SceneCLI],
     command: Callable[[SceneCLI], None],
@@ -108,6 +136,7 @@ def run_cli(
     name = module.__spec__.name if module.__spec__ else module.__name__  # not "__main__"
     help_text = {"prog": f"python -m {name}", "description": module.__doc__}
     with exit_on_user_error(), warnings.catch_warnings():
+        check_config_files(sys.argv[1:] if args is None else list(args))
         # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
