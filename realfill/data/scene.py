@@ -145,15 +145,29 @@ def _reference_paths(ref_dir: Path) -> list[Path]:
     )
     for path in paths:
         if not path.is_file():
-            kind = "a folder" if path.is_dir() else "a broken link"
-            raise SceneError(f"{path}: not an image file ({kind})")
+            raise SceneError(f"{path}: not an image file ({entry_kind(path)})")
     return paths
 
 
+def entry_kind(path: Path) -> str:
+    """What a path that is not a regular file is, for an error message."""
+    if path.is_dir():
+        return "a folder"
+    if not path.exists():
+        return "a broken link" if path.is_symlink() else "missing"
+    if path.is_fifo():
+        return "a FIFO, which would block the reader"
+    if path.is_socket():
+        return "a socket"
+    return "a device" if path.is_block_device() or path.is_char_device() else "not a file"
+
+
 def _require_file(path: Path, what: str) -> None:
-    """Raise a `SceneError` unless ``path`` is an existing file."""
+    """Raise a `SceneError` unless ``path`` is a regular file (a FIFO would block the read)."""
     if not path.is_file():
-        raise SceneError(f"{path}: missing {what}")
+        if not path.exists() and not path.is_symlink():
+            raise SceneError(f"{path}: missing {what}")
+        raise SceneError(f"{path}: the {what} is not a regular file ({entry_kind(path)})")
 
 
 def check_mask(mask: Image.Image, mask_path: Path, target: Image.Image, target_path: Path) -> None:
@@ -199,7 +213,10 @@ def load_scene(scene_dir: str | Path, max_references: int = 5) -> Scene:
     mask = load_mask(mask_path)
     check_mask(mask, mask_path, target, target_path)
     gt_path = root / "target" / "gt.png"
-    ground_truth = load_image(gt_path) if gt_path.exists() else None
+    has_ground_truth = gt_path.exists() or gt_path.is_symlink()
+    if has_ground_truth:
+        _require_file(gt_path, "ground truth")
+    ground_truth = load_image(gt_path) if has_ground_truth else None
     if ground_truth is not None and ground_truth.size != target.size:
         raise SceneError(
             f"{gt_path}: ground truth is {_size(ground_truth)} (WxH) "

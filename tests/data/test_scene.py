@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -190,6 +191,16 @@ def _gt_truncated(root: Path) -> Path:
     return path
 
 
+def _fifo_at(relative: str) -> Callable[[Path], Path]:
+    def replace_by_fifo(root: Path) -> Path:
+        path = root / relative
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+        return path
+
+    return replace_by_fifo
+
+
 BAD_SCENES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing scene folder": (_missing_folder, "does not exist"),
     "scene is a file": (_file_not_folder, "not a folder"),
@@ -208,6 +219,10 @@ BAD_SCENES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "mask all white": (_mask_all_white, "whole target"),
     "gt wrong size": (_gt_wrong_size, "40x56"),
     "gt truncated": (_gt_truncated, "not a readable image"),
+    "gt a FIFO": (_fifo_at("target/gt.png"), "ground truth is not a regular file (a FIFO"),
+    "target a FIFO": (_fifo_at("target/target.png"), "target image is not a regular file (a FIFO"),
+    "mask a FIFO": (_fifo_at("target/mask.png"), "is not a regular file (a FIFO"),
+    "reference a FIFO": (_fifo_at("ref/ref02.jpg"), "not an image file (a FIFO"),
 }
 
 
