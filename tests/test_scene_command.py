@@ -63,6 +63,7 @@ def test_a_mask_image_says_what_is_missing(tmp_path, photos):
     [
         (("--box", "0,0,200,10"), "--box 0,0,200,10: not a box inside the 80x64 target"),
         (("--outpaint", "0.5"), "--outpaint 0.5: a factor must be above 1"),
+        (("--outpaint", "0,0,900,0"), "t.jpg: 980x64 has an aspect ratio of 15.3:1"),
         (("--box", "1,1,5,5", "--outpaint", "2"), "give one way to say what is missing"),
         ((), "t.jpg: has no transparency; give --outpaint, --box or --mask"),
         (("--mask", "MASK"), "mask.png: mask is 40x40 (WxH) but the target"),

@@ -36,6 +36,11 @@ ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 UINT16_TO_UINT8 = 65535 / 255
 """Divisor that maps the 16-bit range 0..65535 onto 0..255 (i.e. 257)."""
 
+MAX_ASPECT_RATIO = 8.0
+"""Longest side over shortest that a scene image may have. Images are trained on and sampled
+with their shorter side at the model's resolution, so a 20000x20 target would be sampled at
+64000x64 (hours, and memory no card has); 8:1 allows panoramas."""
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -170,6 +175,16 @@ def _require_file(path: Path, what: str) -> None:
         raise SceneError(f"{path}: the {what} is not a regular file ({entry_kind(path)})")
 
 
+def check_aspect_ratio(image: Image.Image, path: Path) -> None:
+    """Refuse an image too long and thin to be trained on or sampled (`MAX_ASPECT_RATIO`)."""
+    ratio = max(image.size) / min(image.size)
+    if ratio > MAX_ASPECT_RATIO:
+        raise SceneError(
+            f"{path}: {_size(image)} has an aspect ratio of {ratio:.1f}:1, more than the "
+            f"{MAX_ASPECT_RATIO:g}:1 realfill trains and samples at; crop it"
+        )
+
+
 def check_mask(mask: Image.Image, mask_path: Path, target: Image.Image, target_path: Path) -> None:
     """Reject a mask of the wrong size, one with nothing to fill, and one that hides everything."""
     if mask.size != target.size:
@@ -210,6 +225,8 @@ def load_scene(scene_dir: str | Path, max_references: int = 5) -> Scene:
     _require_file(mask_path, "mask image (white = missing)")
     references = [load_image(path) for path in reference_paths]
     target = load_image(target_path)
+    for image, path in zip([*references, target], [*reference_paths, target_path], strict=True):
+        check_aspect_ratio(image, path)
     mask = load_mask(mask_path)
     check_mask(mask, mask_path, target, target_path)
     gt_path = root / "target" / "gt.png"

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from realfill.data.scene import (
     MASK_THRESHOLD,
     REFERENCE_EXTENSIONS,
+    check_aspect_ratio,
     check_mask,
     load_image,
     load_scene,
@@ -179,7 +180,10 @@ def write_scene(
     naming the files the target and mask came from; `out` is replaced only once complete,
     and only if it holds an earlier scene."""
     check_mask(mask, mask_source, target, target_source)
+    check_aspect_ratio(target, target_source)
     references = [load_image(path) for path in reference_paths]
+    for reference, path in zip(references, reference_paths, strict=True):
+        check_aspect_ratio(reference, path)
     with staged_directory(out, SCENE_ENTRIES) as staging:
         (staging / "ref").mkdir()
         (staging / "target").mkdir()

@@ -191,6 +191,18 @@ def _gt_truncated(root: Path) -> Path:
     return path
 
 
+def _target_too_thin(root: Path) -> Path:
+    Image.new("RGB", (360, 40)).save(root / "target" / "target.png")
+    Image.new("L", (360, 40), 255).save(root / "target" / "mask.png")
+    return root / "target" / "target.png"
+
+
+def _reference_too_thin(root: Path) -> Path:
+    path = root / "ref" / "ref02.jpg"
+    Image.new("RGB", (20, 200)).save(path)
+    return path
+
+
 def _fifo_at(relative: str) -> Callable[[Path], Path]:
     def replace_by_fifo(root: Path) -> Path:
         path = root / relative
@@ -219,6 +231,8 @@ BAD_SCENES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "mask all white": (_mask_all_white, "whole target"),
     "gt wrong size": (_gt_wrong_size, "40x56"),
     "gt truncated": (_gt_truncated, "not a readable image"),
+    "target too long and thin": (_target_too_thin, "aspect ratio of 9.0:1, more than the 8:1"),
+    "reference too long and thin": (_reference_too_thin, "aspect ratio of 10.0:1"),
     "gt a FIFO": (_fifo_at("target/gt.png"), "ground truth is not a regular file (a FIFO"),
     "target a FIFO": (_fifo_at("target/target.png"), "target image is not a regular file (a FIFO"),
     "mask a FIFO": (_fifo_at("target/mask.png"), "is not a regular file (a FIFO"),
