@@ -25,9 +25,9 @@ from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokeniz
 
 from realfill.errors import ConfigError, ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
+from realfill.modules.loading import load_components, scheduler_from_name
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
-from realfill.modules.stable_diffusion import cannot_load, scheduler_from_name
 
 PATCH = 2
 """Flux packs 2x2 latent cells into one token."""
@@ -257,35 +257,6 @@ class FluxFillFamily(InpaintingBaseModel):
         return groups
 
 
-def load_flux_fill(
-    source: str, revision: str | None, variant: str | None, dtype: torch.dtype
-) -> FluxFillComponents:
-    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
-    weights = {"revision": revision, "variant": variant, "torch_dtype": dtype}
-    try:
-        return FluxFillComponents(
-            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-            transformer=FluxTransformer2DModel.from_pretrained(
-                source, subfolder="transformer", **weights
-            ),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            text_encoder_2=T5EncoderModel.from_pretrained(
-                source, subfolder="text_encoder_2", **weights
-            ),
-            tokenizer_2=T5TokenizerFast.from_pretrained(
-                source, subfolder="tokenizer_2", revision=revision
-            ),
-            scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
-
-
 class FluxFillInpainting(FluxFillFamily):
     """A pretrained FLUX.1 Fill checkpoint from the hub or a local folder."""
 
@@ -318,8 +289,7 @@ class FluxFillInpainting(FluxFillFamily):
             raise ConfigError(
                 f"FluxFillInpainting: load_dtype must name a torch dtype, got {load_dtype!r}"
             )
-        super().__init__(
-            load_flux_fill(pretrained_model_name_or_path, revision, variant, dtype),
-            guidance,
-            max_sequence_length,
+        components = load_components(
+            FluxFillComponents, pretrained_model_name_or_path, revision, variant, dtype
         )
+        super().__init__(components, guidance, max_sequence_length)

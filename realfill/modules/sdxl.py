@@ -16,26 +16,19 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
-    DDPMScheduler,
     StableDiffusionXLInpaintPipeline,
-    UNet2DConditionModel,
 )
 from diffusers.pipelines.stable_diffusion_xl.pipeline_output import (
     StableDiffusionXLPipelineOutput,
 )
 from peft import LoraConfig
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning
+from realfill.modules.loading import first_line, load_components, scheduler_from_name
 from realfill.modules.lora_io import load_adapters
-from realfill.modules.stable_diffusion import (
-    StableDiffusionComponents,
-    StableDiffusionFamily,
-    cannot_load,
-    first_line,
-    scheduler_from_name,
-)
+from realfill.modules.stable_diffusion import StableDiffusionComponents, StableDiffusionFamily
 
 TIME_ID_COUNT = 6
 """original (h, w) + crop (top, left) + target (h, w): the inpainting model's time ids."""
@@ -234,36 +227,6 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         return {"strength": 1.0}
 
 
-def load_stable_diffusion_xl(
-    source: str, revision: str | None, variant: str | None, vae_source: str | None
-) -> StableDiffusionXLComponents:
-    """Load SDXL components from a hub id or local folder (the VAE maybe from `vae_source`)."""
-    weights = {"revision": revision, "variant": variant}
-    vae = load_vae(vae_source) if vae_source else None
-    try:
-        if vae is None:
-            vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **weights)
-        return StableDiffusionXLComponents(
-            vae=vae,
-            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            scheduler=DDPMScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
-                source, subfolder="text_encoder_2", **weights
-            ),
-            tokenizer_2=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer_2", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
-
-
 def load_vae(source: str) -> AutoencoderKL:
     """Load a VAE that replaces the checkpoint's, with a one-line error that names it."""
     try:
@@ -300,9 +263,8 @@ class StableDiffusionXLInpainting(StableDiffusionXLFamily):
                 VAE overflows in fp16); false stores it in the compute dtype like the rest,
                 which wants the fp16-fix VAE under 16-mixed.
         """
-        super().__init__(
-            load_stable_diffusion_xl(
-                pretrained_model_name_or_path, revision, variant, vae_name_or_path
-            ),
-            vae_in_fp32,
+        given = {"vae": load_vae(vae_name_or_path)} if vae_name_or_path else {}
+        components = load_components(
+            StableDiffusionXLComponents, pretrained_model_name_or_path, revision, variant, **given
         )
+        super().__init__(components, vae_in_fp32)

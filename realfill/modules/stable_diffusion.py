@@ -3,14 +3,11 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-import diffusers
-import huggingface_hub.constants
 import torch
 import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     DDPMScheduler,
-    SchedulerMixin,
     StableDiffusionInpaintPipeline,
     UNet2DConditionModel,
 )
@@ -23,8 +20,10 @@ from diffusers.utils import (
 from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from realfill.errors import ConfigError, ModelLoadError
+from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
+from realfill.modules.loading import load_components, scheduler_from_name
+from realfill.modules.loading import scheduler_class as scheduler_class  # callbacks import it
 from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
 
@@ -194,78 +193,6 @@ class StableDiffusionFamily(InpaintingBaseModel):
         return groups
 
 
-def scheduler_class(name: str) -> type[SchedulerMixin]:
-    """The diffusers scheduler class called `name`; a one-line error for any other name, so
-    that a sampling setting can be checked before training rather than after it."""
-    found = getattr(diffusers, name, None)
-    if not (isinstance(found, type) and issubclass(found, SchedulerMixin)):
-        raise ConfigError(f"{name!r} is not a diffusers scheduler class (e.g. DDPMScheduler)")
-    return found
-
-
-def scheduler_from_name(name: str, trained: SchedulerMixin) -> SchedulerMixin:
-    """A diffusers scheduler, chosen by class name, over a trained model's schedule: one of
-    the trained scheduler's compatibles (diffusers' own list: a flow-matching model takes
-    flow matching, a noise-prediction model the DDPM family), else a one-line error."""
-    chosen = scheduler_class(name)
-    compatible = {type(trained), *trained.compatibles}
-    if chosen not in compatible:
-        names = ", ".join(sorted(c.__name__ for c in compatible))
-        raise ConfigError(
-            f"the sampling scheduler {name} does not fit a model trained with "
-            f"{type(trained).__name__}; take one of {names}"
-        )
-    return chosen.from_config(trained.config)
-
-
-def load_stable_diffusion(
-    source: str, revision: str | None = None, variant: str | None = None
-) -> StableDiffusionComponents:
-    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
-    weights = {"revision": revision, "variant": variant}
-    try:
-        return StableDiffusionComponents(
-            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            scheduler=DDPMScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
-
-
-def first_line(error: Exception) -> str:
-    """An exception's first message line (its type if it has no message)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def cannot_load(source: str, error: Exception) -> ModelLoadError:
-    """The one-line error for a base model that `from_pretrained` could not load."""
-    reason = first_line(error)
-    offline_hint = (
-        ""
-        if huggingface_hub.constants.HF_HUB_OFFLINE
-        else " (without network, HF_HUB_OFFLINE=1 fails at once instead of retrying)"
-    )
-    where = (
-        "the local folder"
-        if Path(source).exists()
-        else f"the hub, or no local folder of that name{offline_hint}"
-    )
-    return ModelLoadError(
-        f"cannot load the base model {source!r} from {where} ({reason}). Point "
-        "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
-        "(e.g. from `huggingface-cli download` on a machine with network), "
-        "or try the offline example: --config configs/tiny.yaml"
-    )
-
-
 class StableDiffusionInpainting(StableDiffusionFamily):
     """A pretrained SD 1.x/2.x inpainting checkpoint from the hub or a local folder."""
 
@@ -282,4 +209,8 @@ class StableDiffusionInpainting(StableDiffusionFamily):
             revision: Hub revision (branch, tag or commit).
             variant: Weight file variant, e.g. "fp16".
         """
-        super().__init__(load_stable_diffusion(pretrained_model_name_or_path, revision, variant))
+        super().__init__(
+            load_components(
+                StableDiffusionComponents, pretrained_model_name_or_path, revision, variant
+            )
+        )
