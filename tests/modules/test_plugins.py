@@ -94,6 +94,20 @@ def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
         assert not np.array_equal(np.asarray(completed), np.asarray(scene.target))
 
 
+def test_the_family_declares_components_its_stock_pipeline_takes(plugin, base):
+    """What the base class derives the adapters, the LoRA file and the pipeline from: the
+    denoiser is the first adapted component, every adapted one is a component, and the stock
+    pipeline is built over all of them and saves LoRA files."""
+    adapted = list(base.adapted)
+    assert adapted[0] == base.denoiser_name and base.denoiser is getattr(base, base.denoiser_name)
+    assert set(adapted) <= set(base.component_names)
+    assert issubclass(base.pipeline_class, plugin.stock_pipeline)
+    assert hasattr(base.pipeline_class, "save_lora_weights")
+    pipeline = base.pipeline()
+    assert all(pipeline.components[name] is getattr(base, name) for name in adapted)
+    assert all(not p.requires_grad for p in base.parameters())
+
+
 @pytest.mark.parametrize(
     "plugin_class", [StableDiffusionInpainting, StableDiffusionXLInpainting, FluxFillInpainting]
 )
@@ -222,7 +236,7 @@ def test_an_sdxl_lora_saved_with_the_idle_last_layer_adapter_still_loads(tmp_pat
     """LoRAs saved before the first text encoder's last layer lost its (never trained)
     adapter hold its weights; loading leaves them out and takes the rest."""
     with monkeypatch.context() as patched:
-        patched.setattr(StableDiffusionXLFamily, "text_encoder_lora_config", lambda s, n, c: c)
+        patched.setattr(StableDiffusionXLFamily, "lora_config", lambda s, n, c: c)
         old = RealFillModule(TinyStableDiffusionXLInpainting())
     last = old.base_model.text_encoder.config.num_hidden_layers - 1
     idle = [
