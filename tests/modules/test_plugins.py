@@ -1,5 +1,5 @@
-"""Every plug-in (see `PLUGINS` in conftest.py) trains on a real scene batch, samples and
-composites; then what is specific to one family."""
+"""Every plug-in (see `PLUGINS` and `LOADERS` in conftest.py) trains on a real scene batch,
+samples and composites; then what is specific to one family."""
 
 import re
 from pathlib import Path
@@ -15,9 +15,7 @@ from realfill.callbacks.compositing import composite, feather_mask, mask_to_tens
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ModelLoadError
 from realfill.modules import (
-    FluxFillInpainting,
     RealFillModule,
-    StableDiffusionInpainting,
     StableDiffusionXLInpainting,
     TinyStableDiffusionXLInpainting,
 )
@@ -108,12 +106,9 @@ def test_the_family_declares_components_its_stock_pipeline_takes(plugin, base):
     assert all(not p.requires_grad for p in base.parameters())
 
 
-@pytest.mark.parametrize(
-    "plugin_class", [StableDiffusionInpainting, StableDiffusionXLInpainting, FluxFillInpainting]
-)
-def test_a_missing_base_model_fails_in_one_line(plugin_class, tmp_path):
+def test_a_missing_base_model_fails_in_one_line(loader, tmp_path):
     with pytest.raises(ModelLoadError) as error:
-        plugin_class(pretrained_model_name_or_path=str(tmp_path / "missing"))
+        loader(pretrained_model_name_or_path=str(tmp_path / "missing"))
     assert "\n" not in str(error.value) and "missing" in str(error.value)
 
 
