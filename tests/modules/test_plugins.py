@@ -15,6 +15,7 @@ from realfill.callbacks.compositing import composite, feather_mask, mask_to_tens
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ModelLoadError
 from realfill.modules import (
+    OptimizationSettings,
     RealFillModule,
     StableDiffusionXLInpainting,
     TinyStableDiffusionXLInpainting,
@@ -58,7 +59,8 @@ def test_a_few_training_steps_on_scene_batches_move_the_adapters(base, scene_dir
     data = SceneDataModule(
         str(scene_dir), resolution=RESOLUTION, batch_size=2, num_workers=0, samples_per_epoch=4
     )
-    module = RealFillModule(base, warmup_steps=1, denoiser_learning_rate=1e-2)
+    optimization = OptimizationSettings(warmup_steps=1, denoiser_learning_rate=1e-2)
+    module = RealFillModule(base, optimization=optimization)
     before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
     trainer = quiet_trainer(tmp_path, max_steps=STEPS)
     trainer.fit(module, datamodule=data)
