@@ -296,6 +296,28 @@ def test_the_optimizer_is_realfills_own_and_not_a_cli_option(capsys):
     assert "--optimizer" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("where", "old", "new"),
+    [
+        ("flag", "model.compile_denoiser", "model.compile.denoiser"),
+        ("yaml", "model.warmup_steps", "model.optimization.warmup_steps"),
+    ],
+)
+def test_a_flat_key_of_earlier_versions_is_refused_naming_its_new_place(
+    where, old, new, tmp_path, capsys
+):
+    if where == "flag":
+        override = [f"--{old}=true"]
+    else:
+        (tmp_path / "old.yaml").write_text(f"model:\n  {old.split('.')[1]}: 10\n")
+        override = ["--config", str(tmp_path / "old.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, *override])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error:") and f"({old} is now {new})" in error
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the DDP preset runs where there are GPUs")
 def test_trainer_settings_lightning_refuses_are_one_line(tmp_path, capsys):
     ddp = str(REPO / "configs" / "trainer" / "ddp.yaml")

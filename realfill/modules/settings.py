@@ -1,6 +1,7 @@
 """`RealFillModule`'s compile and optimization settings, grouped as `LoraSettings` is: each
 field is documented once, here, and `python -m realfill.fit --help` shows it."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,3 +79,10 @@ class OptimizationSettings:
             raise ConfigError(
                 f"model.optimization.warmup_steps must be >= 0, got {self.warmup_steps}"
             )
+
+
+def moved_settings() -> dict[str, str]:
+    """The flat `model.*` keys of earlier versions, each with the key that replaced it."""
+    moved = {f"compile_{f.name}": f"compile.{f.name}" for f in dataclasses.fields(CompileSettings)}
+    moved |= {f.name: f"optimization.{f.name}" for f in dataclasses.fields(OptimizationSettings)}
+    return {f"model.{old}": f"model.{new}" for old, new in moved.items()}
