@@ -56,7 +56,11 @@ from speed_table import file_stem, markdown, save  # noqa: E402
 from square_scene import square_scene  # noqa: E402
 
 from realfill.data import SceneDataModule  # noqa: E402
-from realfill.modules import RealFillModule, TinyStableDiffusionInpainting  # noqa: E402
+from realfill.modules import (  # noqa: E402
+    CompileSettings,
+    RealFillModule,
+    TinyStableDiffusionInpainting,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ["data", "training_24gb", "unmerged", "channels_last", "large_batch"]
@@ -125,7 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help="also time training with the UNet under torch.compile (its repeated blocks, or "
         "whole) and the VAE and text encoders compiled, or sampling with the whole UNet compiled "
-        "for sampling (`compile_sampling`): a fresh model each",
+        "for sampling (`compile.sampling`): a fresh model each",
     )
     parser.add_argument(
         "--compile_backend", default="inductor", help="torch.compile backend for --compile"
@@ -323,12 +327,14 @@ def measure(args: argparse.Namespace) -> dict:
             scale,
             device,
             dtype,
-            compile_denoiser=kind != "sampling",
-            compile_regional=kind == "regional",
-            compile_encoders=kind != "sampling",
-            compile_sampling=kind == "sampling",
-            compile_backend=args.compile_backend,
-            compile_mode=None if mode == "default" else mode,
+            compile=CompileSettings(
+                denoiser=kind != "sampling",
+                regional=kind == "regional",
+                encoders=kind != "sampling",
+                sampling=kind == "sampling",
+                backend=args.compile_backend,
+                mode=None if mode == "default" else mode,
+            ),
         )
         suffix = "" if mode == "default" else f"_{mode.replace('-', '_')}"
         variant = ("whole" if kind == "sampling" else kind) + suffix

@@ -2,17 +2,19 @@
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf.errors import InterpolationResolutionError
 
@@ -21,6 +23,7 @@ from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
+from realfill.modules.settings import moved_settings
 
 
 class SceneCLI(LightningCLI):
@@ -44,6 +47,24 @@ class SceneCLI(LightningCLI):
         if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs.setdefault("callbacks", [*callbacks, StepProgressBar()])
         return super().instantiate_trainer(**kwargs)
+
+
+def moved_key_hint(message: str) -> str:
+    """Where the moved setting a parser error names went (see `moved_settings`), in a few
+    words to append to it; empty if it names none."""
+    for old, new in moved_settings().items():
+        group, _, key = old.rpartition(".")
+        pattern = rf"--{re.escape(old)}\b|'{group}' does not accept option '{key}'"
+        if re.search(pattern, message):
+            return f" ({old} is now {new})"
+    return ""
+
+
+class SceneParser(LightningArgumentParser):
+    """The commands' parser: an error about a setting that moved also names its new key."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        super().error(message + moved_key_hint(message), ex)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -146,6 +167,7 @@ def run_cli(
             SceneDataModule,
             save_config_callback=save_config_callback,
             parser_kwargs={"parser_mode": "omegaconf+", **help_text},
+            parser_class=SceneParser,
             args=args,
             run=False,
             auto_configure_optimizers=False,  # RealFillModule configures its own

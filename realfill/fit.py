@@ -109,7 +109,7 @@ class RealFillCLI(SceneCLI):
         check_writable_folder(run_dir, "trainer.default_root_dir")
         check_training_precision(config.trainer.precision)
         check_accumulation(config.trainer.accumulate_grad_batches)
-        check_compile_mode(config.model.compile_mode, config.trainer.accumulate_grad_batches)
+        check_compile_mode(config.model.compile.mode, config.trainer.accumulate_grad_batches)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The trainer, with `SaveRunConfig` first among its callbacks (see there)."""

@@ -117,7 +117,7 @@ def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, sta
         },
         "model": {
             "base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"},
-            "compile_backend": "eager",  # the wiring; test_realfill.py compares the numbers
+            "compile": {"backend": "eager"},  # the wiring; test_realfill.py compares the numbers
         },
         "data": {"resolution": 32, "batch_size": 2, "num_workers": 0},
     }
@@ -188,7 +188,7 @@ def test_resume_continues_the_run_from_a_lora_only_checkpoint(tmp_path, capsys, 
             "/no/such/model",
         ),
         (
-            "--model.compile_mode=reduce-overhead --trainer.accumulate_grad_batches=2",
+            "--model.compile.mode=reduce-overhead --trainer.accumulate_grad_batches=2",
             "accumulate_grad_batches=2",
         ),
         ("--trainer.precision=bf16-true", "trainer.precision=bf16-true would hold the LoRA"),
@@ -211,8 +211,14 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
     [
         ("--model.lora.rank=0", "model.lora.rank must be >= 1, got 0"),
         ("--model.prompt_dropout=2", "model.prompt_dropout must be in [0, 1], got 2.0"),
-        ("--model.denoiser_learning_rate=-1", "model.denoiser_learning_rate must be >= 0"),
-        ("--model.warmup_steps=-1", "model.warmup_steps must be >= 0, got -1"),
+        (
+            "--model.optimization.denoiser_learning_rate=-1",
+            "model.optimization.denoiser_learning_rate must be >= 0",
+        ),
+        (
+            "--model.optimization.warmup_steps=-1",
+            "model.optimization.warmup_steps must be >= 0, got -1",
+        ),
         ("--model.lora.alpha=-1", "model.lora.alpha must be > 0, got -1"),
         ("--trainer.callbacks.seed=-5", "CompleteTarget: seed and match_margin must be >= 0"),
         ("--data.batch_size=0", "data: need resolution >= 1, batch_size >= 1"),
@@ -290,6 +296,28 @@ def test_the_optimizer_is_realfills_own_and_not_a_cli_option(capsys):
     assert "--optimizer" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("where", "old", "new"),
+    [
+        ("flag", "model.compile_denoiser", "model.compile.denoiser"),
+        ("yaml", "model.warmup_steps", "model.optimization.warmup_steps"),
+    ],
+)
+def test_a_flat_key_of_earlier_versions_is_refused_naming_its_new_place(
+    where, old, new, tmp_path, capsys
+):
+    if where == "flag":
+        override = [f"--{old}=true"]
+    else:
+        (tmp_path / "old.yaml").write_text(f"model:\n  {old.split('.')[1]}: 10\n")
+        override = ["--config", str(tmp_path / "old.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", TINY, *override])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error:") and f"({old} is now {new})" in error
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the DDP preset runs where there are GPUs")
 def test_trainer_settings_lightning_refuses_are_one_line(tmp_path, capsys):
     ddp = str(REPO / "configs" / "trainer" / "ddp.yaml")
@@ -325,6 +353,8 @@ def test_help_names_the_command_and_documents_every_key(capsys):
     assert shown.startswith("usage: python -m realfill.fit ")
     assert "fine-tune on a scene" in shown  # the module's docstring, not Lightning's line
     assert "LoRA rank r: the width of the low-rank update" in shown  # a field's docstring
+    assert "--model.compile.denoiser" in shown and "--model.optimization.warmup_steps" in shown
+    assert "Linear warm-up steps, then a constant learning rate" in shown
 
 
 def test_print_config_shows_the_papers_settings(capsys):
@@ -336,8 +366,9 @@ def test_print_config_shows_the_papers_settings(capsys):
         "stabilityai/stable-diffusion-2-inpainting"
     )
     assert config["model"]["lora"]["rank"] == 8 and config["model"]["lora"]["alpha"] == 16
-    assert config["model"]["denoiser_learning_rate"] == 2e-4
-    assert config["model"]["text_encoder_learning_rate"] == 4e-5
+    assert config["model"]["optimization"]["denoiser_learning_rate"] == 2e-4
+    assert config["model"]["optimization"]["text_encoder_learning_rate"] == 4e-5
+    assert config["model"]["compile"]["denoiser"] is True
     assert config["data"]["batch_size"] == 16 and config["trainer"]["max_steps"] == 2000
 
 

@@ -276,13 +276,14 @@ def test_a_process_left_without_seeds_gets_one_empty_batch_and_draws_nothing():
 @pytest.mark.slow
 def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(monkeypatch):
     from realfill.data import load_scene
-    from realfill.modules import RealFillModule, TinyStableDiffusionInpainting
+    from realfill.modules import CompileSettings, RealFillModule, TinyStableDiffusionInpainting
     from realfill.modules import sampling as sampling_module
 
     # batches on the CPU, as on a GPU
     monkeypatch.setattr(sampling_module, "sampling_batch_size", lambda requested, device: requested)
     model = RealFillModule(
-        TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
+        TinyStableDiffusionInpainting(seed=0),
+        compile=CompileSettings(sampling=True, backend="eager"),
     )
     selection = CompleteTarget(batch_size=2, num_inference_steps=2)
     scene = load_scene(REPO / "examples" / "motorcycle")

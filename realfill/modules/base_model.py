@@ -7,19 +7,29 @@ to the module, the data or the callbacks.
 Latents cross this interface in their spatial layout, [B, C, h, w] at the VAE's resolution,
 whatever the denoiser consumes: a family whose denoiser takes packed tokens (Flux) packs and
 unpacks inside `denoise`, so the masked loss weights latent cells the same way for every family.
+
+A family declares its components (a dataclass, one field per diffusers checkpoint subfolder), its
+stock pipeline, its denoiser and the components that carry LoRA adapters; the base class derives
+from that the adapters, their optimizer groups, the LoRA file and the sampling pipeline (see
+docs/adding-a-base-model.md).
 """
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline
+from peft import LoraConfig
 from torch import nn
 from transformers import PreTrainedModel
 
+from realfill.modules.loading import scheduler_from_name
 from realfill.modules.lora import LoraSettings
+from realfill.modules.lora_io import AdaptedComponent, LoraKeys, load_adapters, save_adapters
 
 Conditioning = dict[str, torch.Tensor]
 
@@ -46,7 +56,26 @@ def prompt_tokens(
 
 
 class InpaintingBaseModel(nn.Module, ABC):
-    """A pretrained text-to-image inpainting model, its frozen parts and its LoRA adapters."""
+    """A pretrained text-to-image inpainting model, its frozen parts and its LoRA adapters.
+
+    A family is built from its components dataclass: each field becomes an attribute of the same
+    (diffusers) name, every weight frozen until `add_lora` adds the adapters.
+    """
+
+    pipeline_class: type[DiffusionPipeline]
+    """The family's stock diffusers inpainting pipeline: `pipeline` builds it over these
+    components, and its `save_lora_weights` writes the LoRA file (`load_lora_weights` reads it)."""
+
+    pipeline_settings: Mapping[str, Any] = {}
+    """Arguments of `pipeline_class` besides the components (e.g. no safety checker)."""
+
+    denoiser_name: str
+    """The component that predicts noise or velocity: "unet", "transformer"."""
+
+    adapted: Mapping[str, LoraKeys]
+    """The components that carry LoRA adapters, by name, and how their adapter keys are saved:
+    the denoiser (`denoiser_name`, first: adapters are drawn in this order) and the text
+    encoders adapted when `LoraSettings.train_text_encoder` is on."""
 
     vae: nn.Module
     """The image autoencoder (a diffusers `AutoencoderKL`): `encoder` maps pixels to latents."""
@@ -57,8 +86,18 @@ class InpaintingBaseModel(nn.Module, ABC):
     sampling_scheduler: str = "DDPMScheduler"
     """The diffusers scheduler sampling uses when the sampling settings name none."""
 
-    def __init__(self) -> None:
+    def __init__(self, components: object) -> None:
+        """
+        Args:
+            components: The family's components dataclass (a `scheduler` field among them: the
+                training schedule).
+        """
         super().__init__()
+        self.component_names = tuple(field.name for field in dataclasses.fields(components))
+        for name in self.component_names:
+            setattr(self, name, getattr(components, name))
+        self.requires_grad_(False)
+        self.train_text_encoder = False
         self._token_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._sampling_calls: dict[tuple[str, str | None], Callable] = {}
 
@@ -88,16 +127,23 @@ class InpaintingBaseModel(nn.Module, ABC):
         """Image sides must be a multiple of this (VAE factor times denoiser downsampling)."""
 
     @abstractmethod
-    def add_lora(self, settings: LoraSettings) -> None:
-        """Freeze every base weight and add trainable LoRA adapters."""
-
-    @abstractmethod
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """Text conditioning for a batch of prompts (one row per prompt)."""
 
-    @abstractmethod
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell along each side (the VAE's downsampling)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Scaled latents of images in [-1, 1], sampled from the VAE posterior (no gradient)."""
+        """Scaled latents of images in [-1, 1], sampled from the VAE posterior (no gradient),
+        shifted first by the VAE's `shift_factor` where it has one (Flux)."""
+        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample()
+        shift = getattr(self.vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents - shift
+        return latents * self.vae.config.scaling_factor
 
     @abstractmethod
     def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
@@ -151,26 +197,67 @@ class InpaintingBaseModel(nn.Module, ABC):
         `scheduler` (default `sampling_scheduler`)."""
         return self.stock_pipeline(scheduler or self.sampling_scheduler)
 
-    @abstractmethod
-    def stock_pipeline(self, scheduler: str) -> DiffusionPipeline:
-        """`pipeline`, with the diffusers scheduler class named."""
-
-    @abstractmethod
-    def save_lora(self, directory: Path) -> None:
-        """Write the adapters in the diffusers LoRA format that `load_lora_weights` reads."""
-
-    @abstractmethod
-    def load_lora(self, directory: Path) -> None:
-        """Load adapters written by `save_lora` into this model's (already added) adapters."""
-
-    @abstractmethod
-    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
-        """Optimizer parameter groups of the LoRA weights, one learning rate per component."""
+    def stock_pipeline(
+        self, scheduler: str, pipeline_class: type[DiffusionPipeline] | None = None
+    ) -> DiffusionPipeline:
+        """`pipeline`, with the diffusers scheduler class named (over the training schedule):
+        `pipeline_class` (default the family's) over every component and `pipeline_settings`."""
+        components = {name: getattr(self, name) for name in self.component_names}
+        components["scheduler"] = scheduler_from_name(scheduler, self.scheduler)
+        return (pipeline_class or self.pipeline_class)(**components, **self.pipeline_settings)
 
     @property
-    @abstractmethod
     def denoiser(self) -> nn.Module:
         """The diffusers model that predicts noise or velocity (a UNet or a transformer)."""
+        return getattr(self, self.denoiser_name)
+
+    def lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
+        """The adapters of the component `name`: `config`, unless the family never uses a
+        layer's output (an adapter there would never train, and DDP stops on it)."""
+        return config
+
+    def add_lora(self, settings: LoraSettings) -> None:
+        """Add trainable LoRA adapters to the frozen model: to the denoiser's
+        `denoiser_target_modules`, and with `train_text_encoder` to the other `adapted`
+        components' `text_encoder_target_modules`. They are held in fp32."""
+        self.train_text_encoder = settings.train_text_encoder
+        for name in self.adapted_components(trained_only=True):
+            targets = (
+                settings.denoiser_target_modules
+                if name == self.denoiser_name
+                else settings.text_encoder_target_modules
+            )
+            getattr(self, name).add_adapter(self.lora_config(name, settings.peft_config(targets)))
+        self.trainable_to_fp32()
+
+    def adapted_components(self, trained_only: bool) -> dict[str, AdaptedComponent]:
+        """The modules that carry adapters (`trained_only`) or may carry them, by name."""
+        return {
+            name: AdaptedComponent(getattr(self, name), keys)
+            for name, keys in self.adapted.items()
+            if name == self.denoiser_name or self.train_text_encoder or not trained_only
+        }
+
+    def save_lora(self, directory: Path) -> None:
+        """Write the adapters in the diffusers LoRA format that `load_lora_weights` reads."""
+        save_adapters(self.pipeline_class, directory, self.adapted_components(True))
+
+    def load_lora(self, directory: Path) -> None:
+        """Load adapters written by `save_lora` into this model's (already added) adapters."""
+        load_adapters(directory, self.adapted_components(False))
+
+    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
+        """Optimizer parameter groups of the LoRA weights: the denoiser's, and the text
+        encoders' (if any train) at their own learning rate."""
+        trainable = {
+            name: [p for p in getattr(self, name).parameters() if p.requires_grad]
+            for name in self.adapted
+        }
+        groups = [{"params": trainable.pop(self.denoiser_name), "lr": denoiser_lr}]
+        text_params = [p for params in trainable.values() for p in params]
+        if text_params:
+            groups.append({"params": text_params, "lr": text_encoder_lr})
+        return groups
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in the backward pass instead of keeping them: the denoiser's

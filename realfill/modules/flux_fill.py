@@ -20,14 +20,12 @@ from diffusers import (
     FluxFillPipeline,
     FluxTransformer2DModel,
 )
-from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from realfill.errors import ConfigError, ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
-from realfill.modules.lora import LoraSettings
-from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
-from realfill.modules.stable_diffusion import cannot_load, scheduler_from_name
+from realfill.modules.loading import load_components
+from realfill.modules.lora_io import PEFT_KEYS, TEXT_ENCODER_KEYS
 
 PATCH = 2
 """Flux packs 2x2 latent cells into one token."""
@@ -76,24 +74,17 @@ def token_positions(height: int, width: int, device: torch.device) -> torch.Tens
 class FluxFillFamily(InpaintingBaseModel):
     """Shared implementation for any FLUX.1 Fill model, whatever its source."""
 
+    pipeline_class = FluxFillPipeline
+    denoiser_name = "transformer"
+    adapted = {"transformer": PEFT_KEYS, "text_encoder": TEXT_ENCODER_KEYS}  # T5 stays frozen
     sampling_scheduler = "FlowMatchEulerDiscreteScheduler"
 
     def __init__(
         self, components: FluxFillComponents, guidance: float, max_sequence_length: int
     ) -> None:
-        super().__init__()
-        self.vae = components.vae
-        self.transformer = components.transformer
-        self.text_encoder = components.text_encoder
-        self.tokenizer = components.tokenizer
-        self.text_encoder_2 = components.text_encoder_2
-        self.tokenizer_2 = components.tokenizer_2
-        self.scheduler = components.scheduler
-        for module in (self.vae, self.transformer, self.text_encoder, self.text_encoder_2):
-            module.requires_grad_(False)
+        super().__init__(components)
         self.guidance = guidance
         self.max_sequence_length = max_sequence_length
-        self.train_text_encoder = False
         self._t5_cache: dict[tuple, torch.Tensor] = {}
         self.text_encoder_2.eval()  # frozen: no dropout (see `train`)
         self._check_fill_channels()
@@ -110,25 +101,8 @@ class FluxFillFamily(InpaintingBaseModel):
             )
 
     @property
-    def denoiser(self) -> FluxTransformer2DModel:
-        return self.transformer
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
     def size_multiple(self) -> int:
         return self.vae_scale_factor * PATCH
-
-    def add_lora(self, settings: LoraSettings) -> None:
-        self.transformer.add_adapter(settings.peft_config(settings.denoiser_target_modules))
-        self.train_text_encoder = settings.train_text_encoder
-        if settings.train_text_encoder:  # the CLIP encoder; T5 stays frozen
-            self.text_encoder.add_adapter(
-                settings.peft_config(settings.text_encoder_target_modules)
-            )
-        self.trainable_to_fp32()
 
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """CLIP's pooled vector and T5's token states, padded as the stock pipeline pads."""
@@ -157,11 +131,6 @@ class FluxFillFamily(InpaintingBaseModel):
             )
             self._t5_cache = {key: encoder(tokens)[0]}
         return self._t5_cache[key]
-
-    @torch.no_grad()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample()
-        return (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
 
     def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """Each latent cell's f x f pixel mask folded into f^2 channels: [B, f^2, h, w]."""
@@ -214,76 +183,9 @@ class FluxFillFamily(InpaintingBaseModel):
         """The distilled guidance the transformer was trained with."""
         return self.guidance
 
-    def stock_pipeline(self, scheduler: str) -> FluxFillPipeline:
-        return FluxFillPipeline(
-            scheduler=scheduler_from_name(scheduler, self.scheduler),
-            vae=self.vae,
-            text_encoder=self.text_encoder,
-            tokenizer=self.tokenizer,
-            text_encoder_2=self.text_encoder_2,
-            tokenizer_2=self.tokenizer_2,
-            transformer=self.transformer,
-        )
-
     def pipeline_arguments(self) -> dict:
         """T5 padding as in training."""
         return {"max_sequence_length": self.max_sequence_length}
-
-    def adapted_components(self, trained_only: bool) -> dict[str, AdaptedComponent]:
-        """The modules that carry (or may carry) adapters, by diffusers component name."""
-        components = {"transformer": AdaptedComponent(self.transformer)}
-        if self.train_text_encoder or not trained_only:
-            components["text_encoder"] = AdaptedComponent(
-                self.text_encoder, convert_state_dict_to_diffusers, convert_state_dict_to_peft
-            )
-        return components
-
-    def save_lora(self, directory) -> None:
-        save_adapters(FluxFillPipeline, directory, self.adapted_components(True))
-
-    def load_lora(self, directory) -> None:
-        load_adapters(directory, self.adapted_components(False))
-
-    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
-        groups = [
-            {
-                "params": [p for p in self.transformer.parameters() if p.requires_grad],
-                "lr": denoiser_lr,
-            }
-        ]
-        text_params = [p for p in self.text_encoder.parameters() if p.requires_grad]
-        if text_params:
-            groups.append({"params": text_params, "lr": text_encoder_lr})
-        return groups
-
-
-def load_flux_fill(
-    source: str, revision: str | None, variant: str | None, dtype: torch.dtype
-) -> FluxFillComponents:
-    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
-    weights = {"revision": revision, "variant": variant, "torch_dtype": dtype}
-    try:
-        return FluxFillComponents(
-            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-            transformer=FluxTransformer2DModel.from_pretrained(
-                source, subfolder="transformer", **weights
-            ),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            text_encoder_2=T5EncoderModel.from_pretrained(
-                source, subfolder="text_encoder_2", **weights
-            ),
-            tokenizer_2=T5TokenizerFast.from_pretrained(
-                source, subfolder="tokenizer_2", revision=revision
-            ),
-            scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
 
 
 class FluxFillInpainting(FluxFillFamily):
@@ -318,8 +220,7 @@ class FluxFillInpainting(FluxFillFamily):
             raise ConfigError(
                 f"FluxFillInpainting: load_dtype must name a torch dtype, got {load_dtype!r}"
             )
-        super().__init__(
-            load_flux_fill(pretrained_model_name_or_path, revision, variant, dtype),
-            guidance,
-            max_sequence_length,
+        components = load_components(
+            FluxFillComponents, pretrained_model_name_or_path, revision, variant, dtype
         )
+        super().__init__(components, guidance, max_sequence_length)

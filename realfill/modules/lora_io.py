@@ -13,6 +13,11 @@ from pathlib import Path
 
 import torch
 from diffusers.loaders.lora_base import LoraBaseMixin
+from diffusers.utils import (
+    convert_state_dict_to_diffusers,
+    convert_state_dict_to_peft,
+    convert_unet_state_dict_to_peft,
+)
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -31,16 +36,34 @@ def unchanged(state: StateDict) -> StateDict:
     return state
 
 
+@dataclass(frozen=True)
+class LoraKeys:
+    """How a component's peft adapter keys map to and from the keys of the saved file."""
+
+    to_saved: Callable[[StateDict], StateDict] = unchanged
+    """Converts peft adapter keys to the keys the pipeline's `save_lora_weights` expects."""
+    to_peft: Callable[[StateDict], StateDict] = unchanged
+    """Converts saved keys (prefix removed) back to peft adapter keys."""
+
+
+PEFT_KEYS = LoraKeys()
+"""Keys saved as peft names them (the Flux transformer)."""
+
+TEXT_ENCODER_KEYS = LoraKeys(convert_state_dict_to_diffusers, convert_state_dict_to_peft)
+"""The diffusers keys of a transformers text encoder's adapters (CLIP)."""
+
+UNET_KEYS = LoraKeys(convert_state_dict_to_diffusers, convert_unet_state_dict_to_peft)
+"""The diffusers keys of a UNet's adapters."""
+
+
 @dataclass
 class AdaptedComponent:
     """One module carrying a peft adapter, and how its keys map to and from the saved file."""
 
     module: torch.nn.Module
     """The adapted module (UNet, transformer or text encoder)."""
-    to_saved: Callable[[StateDict], StateDict] = unchanged
-    """Converts peft adapter keys to the keys the pipeline's `save_lora_weights` expects."""
-    to_peft: Callable[[StateDict], StateDict] = unchanged
-    """Converts saved keys (prefix removed) back to peft adapter keys."""
+    keys: LoraKeys = PEFT_KEYS
+    """Its key conversions."""
 
 
 def inference_lora_metadata(module: torch.nn.Module) -> dict:
@@ -63,7 +86,7 @@ def save_adapters(
     layers = {
         f"{name}_lora_layers": {
             key: value.contiguous()
-            for key, value in part.to_saved(get_peft_model_state_dict(part.module)).items()
+            for key, value in part.keys.to_saved(get_peft_model_state_dict(part.module)).items()
         }
         for name, part in components.items()
     }
@@ -137,7 +160,7 @@ def load_adapters(
             continue
         if not hasattr(part.module, "peft_config"):
             raise ModelLoadError(f"{path}: has {name} LoRA weights but {name} has no adapter")
-        weights = part.to_peft(saved)
+        weights = part.keys.to_peft(saved)
         check_shapes(path, part.module, weights)
         loads.append((part.module, weights))
     for module, weights in loads:  # every component checked before any loads

@@ -12,11 +12,13 @@ OPTIMIZERS = ("adamw", "adamw8bit")
 def check_optimizer(name: str) -> None:
     """Fail early, in one line, on an unknown optimizer or a missing optional dependency."""
     if name not in OPTIMIZERS:
-        raise RealFillError(f"model.optimizer={name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        raise RealFillError(
+            f"model.optimization.optimizer={name!r}: choose one of {', '.join(OPTIMIZERS)}"
+        )
     if name == "adamw8bit" and importlib.util.find_spec("bitsandbytes") is None:
         raise RealFillError(
-            "model.optimizer=adamw8bit needs bitsandbytes (a CUDA GPU): "
-            'pip install -e ".[bnb]", or use model.optimizer=adamw'
+            "model.optimization.optimizer=adamw8bit needs bitsandbytes (a CUDA GPU): "
+            'pip install -e ".[bnb]", or use model.optimization.optimizer=adamw'
         )
 
 

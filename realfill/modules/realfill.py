@@ -2,7 +2,6 @@
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import torch
@@ -15,6 +14,7 @@ from realfill.modules.lora import LoraSettings
 from realfill.modules.loss import known_region_weight, masked_mse
 from realfill.modules.optim import build_optimizer, check_optimizer
 from realfill.modules.sampling import generate
+from realfill.modules.settings import CUDA_GRAPH_MODES, CompileSettings, OptimizationSettings
 
 PRECISION_DTYPES = {
     "bf16-mixed": torch.bfloat16,
@@ -24,10 +24,6 @@ PRECISION_DTYPES = {
 }
 
 
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
-"""torch.compile modes that record CUDA graphs."""
-
-
 def random_stream(seed: int, rank: int, world_size: int, resumed_step: int) -> int:
     """The seed of one process's random stream: distinct for every rank and every step a fit
     resumes from (`seed + rank + world_size * step`), and `seed` itself for a fresh
@@ -35,18 +31,10 @@ def random_stream(seed: int, rank: int, world_size: int, resumed_step: int) -> i
     return seed + rank + world_size * resumed_step
 
 
-def check_training_settings(
-    prompt_dropout: float, learning_rates: dict[str, float], warmup_steps: int
-) -> None:
-    """Refuse, in one line, settings that would train nonsense without an error: a negative
-    learning rate (gradient ascent), warm-up or prompt-dropout probability out of range."""
+def check_prompt_dropout(prompt_dropout: float) -> None:
+    """Refuse, in one line, a prompt-dropout probability out of range."""
     if not 0.0 <= prompt_dropout <= 1.0:
         raise ConfigError(f"model.prompt_dropout must be in [0, 1], got {prompt_dropout}")
-    for name, rate in learning_rates.items():
-        if rate < 0:
-            raise ConfigError(f"model.{name} must be >= 0, got {rate}")
-    if warmup_steps < 0:
-        raise ConfigError(f"model.warmup_steps must be >= 0, got {warmup_steps}")
 
 
 def check_compile_mode(compile_mode: str | None, accumulate_grad_batches: int) -> None:
@@ -54,9 +42,9 @@ def check_compile_mode(compile_mode: str | None, accumulate_grad_batches: int) -
     previous micro-batch's still lie, and the sum comes out wrong (pytorch/pytorch#169545)."""
     if compile_mode in CUDA_GRAPH_MODES and accumulate_grad_batches > 1:
         raise ConfigError(
-            f"model.compile_mode={compile_mode} (CUDA graphs) cannot accumulate gradients "
+            f"model.compile.mode={compile_mode} (CUDA graphs) cannot accumulate gradients "
             f"(trainer.accumulate_grad_batches={accumulate_grad_batches}): set "
-            "model.compile_mode to null, or accumulate_grad_batches to 1"
+            "model.compile.mode to null, or accumulate_grad_batches to 1"
         )
 
 
@@ -117,21 +105,10 @@ class RealFillModule(L.LightningModule):
         lora: LoraSettings = LoraSettings(),  # noqa: B008 (jsonargparse shows its fields)
         prompt: str = "a photo of sks",
         prompt_dropout: float = 0.1,
-        denoiser_learning_rate: float = 2e-4,
-        text_encoder_learning_rate: float = 4e-5,
-        weight_decay: float = 1e-2,
-        adam_betas: tuple[float, float] = (0.9, 0.999),
-        adam_epsilon: float = 1e-8,
-        warmup_steps: int = 100,
-        optimizer: Literal["adamw", "adamw8bit"] = "adamw",
+        optimization: OptimizationSettings = OptimizationSettings(),  # noqa: B008 (frozen)
         gradient_checkpointing: bool = False,
         channels_last: bool = False,
-        compile_denoiser: bool = False,
-        compile_regional: bool = False,
-        compile_encoders: bool = False,
-        compile_sampling: bool = False,
-        compile_backend: str = "inductor",
-        compile_mode: str | None = None,
+        compile: CompileSettings = CompileSettings(),  # noqa: B008 (frozen)
     ) -> None:
         """
         Args:
@@ -140,14 +117,7 @@ class RealFillModule(L.LightningModule):
             lora: Adapter rank, alpha, dropout and target modules.
             prompt: The fixed prompt, with a rare identifier token.
             prompt_dropout: Probability of training a sample with the empty prompt.
-            denoiser_learning_rate: AdamW learning rate of the denoiser (UNet) LoRA.
-            text_encoder_learning_rate: AdamW learning rate of the text-encoder LoRA.
-            weight_decay: AdamW weight decay.
-            adam_betas: AdamW betas.
-            adam_epsilon: AdamW epsilon.
-            warmup_steps: Linear warm-up steps, then a constant learning rate.
-            optimizer: "adamw", or "adamw8bit" (bitsandbytes, GPU only): optimizer state in
-                8 bits, for small cards.
+            optimization: The optimizer, its learning rates and the warm-up.
             gradient_checkpointing: Recompute the denoiser's (and trained text encoders')
                 activations in the backward pass: much less memory, about a third more
                 compute. For 24 GB cards, with a smaller batch and
@@ -156,33 +126,17 @@ class RealFillModule(L.LightningModule):
                 the layout oneDNN's and cuDNN's fastest convolution kernels use: on a 2-core
                 CPU a small-model step ran 1.06-1.17x faster, 1.55-1.7x with bf16-mixed
                 (benchmarks/cpu_step.py). Training and sampling alike; LoRA files are unchanged.
-            compile_denoiser: torch.compile the denoiser when fit starts: faster steps after
-                a compilation of a few minutes (2 to 4.5 on an H200); the same loss.
-            compile_regional: With compile_denoiser, compile only the denoiser's repeated
-                blocks (diffusers' regional compilation: its transformer blocks, adapters
-                included) instead of the whole denoiser: a fraction of the compile time.
-            compile_encoders: torch.compile the VAE encoder and the trained text encoder(s)
-                when fit starts: the VAE encoding is most of a step's arithmetic.
-            compile_sampling: torch.compile the whole denoiser for sampling as well (periodic
-                samples, the selection): its own inference graph, compiled at the first
-                sampling call and kept for the next; otherwise sampling runs eagerly.
-            compile_backend: torch.compile backend ("inductor" generates fused kernels).
-            compile_mode: torch.compile mode, for training and sampling alike: null (the
-                default), "reduce-overhead" (CUDA graphs: the host launches a step's kernels
-                at once; not with gradient accumulation), "max-autotune" (CUDA graphs, and
-                searches kernel configurations: a much longer compile).
+            compile: What torch.compile compiles, and how.
         """
         super().__init__()
-        learning_rates = {
-            "denoiser_learning_rate": denoiser_learning_rate,
-            "text_encoder_learning_rate": text_encoder_learning_rate,
-        }
-        check_training_settings(prompt_dropout, learning_rates, warmup_steps)
+        check_prompt_dropout(prompt_dropout)
         self.save_hyperparameters(ignore=["base_model"])
         self.base_model = base_model
         self.lora = dataclasses.replace(lora)
+        self.optimization = optimization
+        self.compile_settings = compile  # not `self.compile`: nn.Module's method
         self.base_model.add_lora(self.lora)
-        check_optimizer(optimizer)
+        check_optimizer(optimization.optimizer)
         if gradient_checkpointing:
             self.base_model.enable_gradient_checkpointing()
         self.prompt = prompt
@@ -201,7 +155,7 @@ class RealFillModule(L.LightningModule):
             if resolution is not None:
                 check_resolution("data.resolution", resolution, self.base_model)
             check_training_precision(self.trainer.precision)
-            check_compile_mode(self.hparams.compile_mode, self.trainer.accumulate_grad_batches)
+            check_compile_mode(self.compile_settings.mode, self.trainer.accumulate_grad_batches)
             self.compile_for_training()
 
     def on_fit_start(self) -> None:
@@ -216,21 +170,21 @@ class RealFillModule(L.LightningModule):
 
     def compile_for_training(self) -> None:
         """torch.compile the parts the compile switches name, in place (nothing by default)."""
-        backend, mode = self.hparams.compile_backend, self.hparams.compile_mode
-        if self.hparams.compile_denoiser:
-            self.base_model.compile_denoiser(backend, self.hparams.compile_regional, mode)
-        if self.hparams.compile_encoders:
-            self.base_model.compile_encoders(backend, mode)
+        settings = self.compile_settings
+        if settings.denoiser:
+            self.base_model.compile_denoiser(settings.backend, settings.regional, settings.mode)
+        if settings.encoders:
+            self.base_model.compile_encoders(settings.backend, settings.mode)
 
     @property
     def compiles_for_training(self) -> bool:
         """Whether fit's first step compiles (the progress bar says so meanwhile)."""
-        return self.hparams.compile_denoiser or self.hparams.compile_encoders
+        return self.compile_settings.for_training
 
     @property
     def uses_cuda_graphs(self) -> bool:
         """Whether the compile mode records CUDA graphs (whose outputs the next step reuses)."""
-        return self.hparams.compile_mode in CUDA_GRAPH_MODES
+        return self.compile_settings.uses_cuda_graphs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.masked_loss(batch)
@@ -290,17 +244,18 @@ class RealFillModule(L.LightningModule):
         return masked_mse(prediction.float(), target.float(), weight)
 
     def configure_optimizers(self):
+        settings = self.optimization
         groups = self.base_model.trainable_parameter_groups(
-            self.hparams.denoiser_learning_rate, self.hparams.text_encoder_learning_rate
+            settings.denoiser_learning_rate, settings.text_encoder_learning_rate
         )
         optimizer = build_optimizer(
-            self.hparams.optimizer,
+            settings.optimizer,
             groups,
-            weight_decay=self.hparams.weight_decay,
-            betas=tuple(self.hparams.adam_betas),
-            eps=self.hparams.adam_epsilon,
+            weight_decay=settings.weight_decay,
+            betas=tuple(settings.adam_betas),
+            eps=settings.adam_epsilon,
         )
-        warmup = max(1, self.hparams.warmup_steps)
+        warmup = max(1, settings.warmup_steps)
         scheduler = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {
             "optimizer": optimizer,
@@ -338,11 +293,12 @@ class RealFillModule(L.LightningModule):
         self, target: Image.Image, mask: Image.Image, seeds: list[int], **sampling
     ) -> list[Image.Image]:
         """Raw completions of `target`'s masked region, one per seed (see `sampling.generate`),
-        the denoiser compiled for sampling if `compile_sampling` says so."""
+        the denoiser compiled for sampling if `compile.sampling` says so."""
+        settings = self.compile_settings
         compiling = {
-            "compile_denoiser": self.hparams.compile_sampling,
-            "compile_backend": self.hparams.compile_backend,
-            "compile_mode": self.hparams.compile_mode,
+            "compile_denoiser": settings.sampling,
+            "compile_backend": settings.backend,
+            "compile_mode": settings.mode,
         }
         return generate(self.base_model, target, mask, seeds, self.prompt, **(compiling | sampling))
 

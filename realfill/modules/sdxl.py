@@ -14,28 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDPMScheduler,
-    StableDiffusionXLInpaintPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import AutoencoderKL, DiffusionPipeline, StableDiffusionXLInpaintPipeline
 from diffusers.pipelines.stable_diffusion_xl.pipeline_output import (
     StableDiffusionXLPipelineOutput,
 )
 from peft import LoraConfig
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning
-from realfill.modules.lora_io import load_adapters
-from realfill.modules.stable_diffusion import (
-    StableDiffusionComponents,
-    StableDiffusionFamily,
-    cannot_load,
-    first_line,
-    scheduler_from_name,
-)
+from realfill.modules.loading import first_line, load_components
+from realfill.modules.lora_io import TEXT_ENCODER_KEYS, load_adapters
+from realfill.modules.stable_diffusion import StableDiffusionComponents, StableDiffusionFamily
 
 TIME_ID_COUNT = 6
 """original (h, w) + crop (top, left) + target (h, w): the inpainting model's time ids."""
@@ -88,15 +78,18 @@ class Fp32VaeInpaintPipeline(StableDiffusionXLInpaintPipeline):
 class StableDiffusionXLFamily(StableDiffusionFamily):
     """Shared implementation for any SDXL inpainting model, whatever its source."""
 
-    lora_pipeline_class = StableDiffusionXLInpaintPipeline
+    pipeline_class = StableDiffusionXLInpaintPipeline
+    pipeline_settings = {
+        "requires_aesthetics_score": False,
+        "force_zeros_for_empty_prompt": True,
+        "add_watermarker": False,
+    }
+    adapted = {**StableDiffusionFamily.adapted, "text_encoder_2": TEXT_ENCODER_KEYS}
 
     def __init__(self, components: StableDiffusionXLComponents, vae_in_fp32: bool) -> None:
-        super().__init__(components)
         if components.text_encoder_2 is None or components.tokenizer_2 is None:
             raise ModelLoadError("an SDXL model needs text_encoder_2 and tokenizer_2")
-        self.text_encoder_2 = components.text_encoder_2
-        self.tokenizer_2 = components.tokenizer_2
-        self.text_encoder_2.requires_grad_(False)
+        super().__init__(components)
         self.vae_in_fp32 = vae_in_fp32
         self._check_time_embedding()
 
@@ -122,15 +115,12 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         """Width of the pooled text embedding (text_encoder_2's projection)."""
         return self.text_encoder_2.config.projection_dim
 
-    def text_encoders(self) -> dict[str, torch.nn.Module]:
-        return {"text_encoder": self.text_encoder, "text_encoder_2": self.text_encoder_2}
-
     def idle_layer_pattern(self) -> str:
         """Regex of the first text encoder's last layer, whose output SDXL never uses (it
         reads that encoder's penultimate hidden states)."""
         return rf"layers\.{self.text_encoder.config.num_hidden_layers - 1}\."
 
-    def text_encoder_lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
+    def lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
         """No adapter on the first text encoder's last layer: SDXL reads that encoder's
         penultimate hidden states, so one there would never train, and Lightning's plain `ddp`
         stops at the first step on a parameter without a gradient. The second encoder keeps its
@@ -140,8 +130,8 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         return dataclasses.replace(config, exclude_modules=rf"(.*\.)?{self.idle_layer_pattern()}.*")
 
     def load_lora(self, directory: Path) -> None:
-        """As SD's, leaving out the first text encoder's last-layer weights that LoRAs saved
-        before `text_encoder_lora_config` hold: adapters that never trained (zero)."""
+        """As the base class's, leaving out the first text encoder's last-layer weights that
+        LoRAs saved before `lora_config` hold: adapters that never trained (zero)."""
         idle = re.compile(rf"text_encoder\.(.*\.)?{self.idle_layer_pattern()}").match
         load_adapters(directory, self.adapted_components(False), idle)
 
@@ -208,60 +198,20 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
             noisy_latents, timesteps, mask, masked_image_latents, unet_conditioning
         )
 
-    def stock_pipeline(self, scheduler: str) -> StableDiffusionXLInpaintPipeline:
+    def stock_pipeline(
+        self, scheduler: str, pipeline_class: type[DiffusionPipeline] | None = None
+    ) -> StableDiffusionXLInpaintPipeline:
         """The stock pipeline over these components; with `vae_in_fp32`, its subclass that
         encodes and decodes with the VAE in fp32 (see `Fp32VaeInpaintPipeline`)."""
-        pipeline_class = StableDiffusionXLInpaintPipeline
         if self.vae_in_fp32:
             self._vae_to_fp32()
-            pipeline_class = Fp32VaeInpaintPipeline
-        return pipeline_class(
-            vae=self.vae,
-            text_encoder=self.text_encoder,
-            text_encoder_2=self.text_encoder_2,
-            tokenizer=self.tokenizer,
-            tokenizer_2=self.tokenizer_2,
-            unet=self.unet,
-            scheduler=scheduler_from_name(scheduler, self.scheduler),
-            requires_aesthetics_score=False,
-            force_zeros_for_empty_prompt=True,
-            add_watermarker=False,
-        )
+            pipeline_class = pipeline_class or Fp32VaeInpaintPipeline
+        return super().stock_pipeline(scheduler, pipeline_class)
 
     def pipeline_arguments(self) -> dict:
         """Start from pure noise (the SDXL pipeline's default strength 0.9999 keeps a trace of
         the target's hole content, which RealFill never trains on)."""
         return {"strength": 1.0}
-
-
-def load_stable_diffusion_xl(
-    source: str, revision: str | None, variant: str | None, vae_source: str | None
-) -> StableDiffusionXLComponents:
-    """Load SDXL components from a hub id or local folder (the VAE maybe from `vae_source`)."""
-    weights = {"revision": revision, "variant": variant}
-    vae = load_vae(vae_source) if vae_source else None
-    try:
-        if vae is None:
-            vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **weights)
-        return StableDiffusionXLComponents(
-            vae=vae,
-            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            scheduler=DDPMScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
-                source, subfolder="text_encoder_2", **weights
-            ),
-            tokenizer_2=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer_2", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
 
 
 def load_vae(source: str) -> AutoencoderKL:
@@ -300,9 +250,8 @@ class StableDiffusionXLInpainting(StableDiffusionXLFamily):
                 VAE overflows in fp16); false stores it in the compute dtype like the rest,
                 which wants the fp16-fix VAE under 16-mixed.
         """
-        super().__init__(
-            load_stable_diffusion_xl(
-                pretrained_model_name_or_path, revision, variant, vae_name_or_path
-            ),
-            vae_in_fp32,
+        given = {"vae": load_vae(vae_name_or_path)} if vae_name_or_path else {}
+        components = load_components(
+            StableDiffusionXLComponents, pretrained_model_name_or_path, revision, variant, **given
         )
+        super().__init__(components, vae_in_fp32)

@@ -1,32 +1,24 @@
 """Stable Diffusion 1.x / 2.x inpainting (9-channel UNet) as a base-model plug-in."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import diffusers
-import huggingface_hub.constants
 import torch
 import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     DDPMScheduler,
-    SchedulerMixin,
     StableDiffusionInpaintPipeline,
     UNet2DConditionModel,
 )
-from diffusers.loaders.lora_base import LoraBaseMixin
-from diffusers.utils import (
-    convert_state_dict_to_diffusers,
-    convert_state_dict_to_peft,
-    convert_unet_state_dict_to_peft,
-)
-from peft import LoraConfig
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from realfill.errors import ConfigError, ModelLoadError
+from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
-from realfill.modules.lora import LoraSettings
-from realfill.modules.lora_io import AdaptedComponent, load_adapters, save_adapters
+from realfill.modules.loading import load_components
+from realfill.modules.loading import (
+    scheduler_class as scheduler_class,
+)  # realfill.callbacks' import
+from realfill.modules.lora_io import TEXT_ENCODER_KEYS, UNET_KEYS
 
 
 @dataclass
@@ -43,30 +35,22 @@ class StableDiffusionComponents:
 class StableDiffusionFamily(InpaintingBaseModel):
     """Shared implementation for any SD 1.x/2.x inpainting model, whatever its source."""
 
-    lora_pipeline_class: type[LoraBaseMixin] = StableDiffusionInpaintPipeline
-    """The stock pipeline whose `save_lora_weights` writes (and `load_lora_weights` reads) the
-    LoRA file."""
+    pipeline_class = StableDiffusionInpaintPipeline
+    pipeline_settings = {
+        "safety_checker": None,
+        "feature_extractor": None,
+        "requires_safety_checker": False,
+    }
+    denoiser_name = "unet"
+    adapted = {"unet": UNET_KEYS, "text_encoder": TEXT_ENCODER_KEYS}
 
     def __init__(self, components: StableDiffusionComponents) -> None:
-        super().__init__()
         if components.unet.config.in_channels != 9:
             raise ModelLoadError(
                 f"the UNet has {components.unet.config.in_channels} input channels; "
                 "an inpainting model (9 channels: latents, mask, masked-image latents) is needed"
             )
-        self.vae = components.vae
-        self.unet = components.unet
-        self.text_encoder = components.text_encoder
-        self.tokenizer = components.tokenizer
-        self.scheduler = components.scheduler
-        self.vae.requires_grad_(False)
-        self.unet.requires_grad_(False)
-        self.text_encoder.requires_grad_(False)
-        self.train_text_encoder = False
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        super().__init__(components)
 
     @property
     def size_multiple(self) -> int:
@@ -76,39 +60,11 @@ class StableDiffusionFamily(InpaintingBaseModel):
     def prediction_type(self) -> str:
         return self.scheduler.config.prediction_type
 
-    @property
-    def denoiser(self) -> UNet2DConditionModel:
-        return self.unet
-
-    def text_encoders(self) -> dict[str, torch.nn.Module]:
-        """The text encoders by diffusers component name (SDXL adds `text_encoder_2`)."""
-        return {"text_encoder": self.text_encoder}
-
-    def add_lora(self, settings: LoraSettings) -> None:
-        self.unet.add_adapter(settings.peft_config(settings.denoiser_target_modules))
-        self.train_text_encoder = settings.train_text_encoder
-        if settings.train_text_encoder:
-            config = settings.peft_config(settings.text_encoder_target_modules)
-            for name, encoder in self.text_encoders().items():
-                encoder.add_adapter(self.text_encoder_lora_config(name, config))
-        self.trainable_to_fp32()
-
-    def text_encoder_lora_config(self, name: str, config: LoraConfig) -> LoraConfig:
-        """The adapters of the text encoder `name`: `config`, unless the family never uses a
-        layer's output (an adapter there would never train, and DDP stops on it)."""
-        return config
-
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         tokens = self.tokens(self.tokenizer, prompts, self.text_encoder.device)
         with torch.set_grad_enabled(self.train_text_encoder and torch.is_grad_enabled()):
             hidden = self.text_encoder(tokens)[0]
         return {"encoder_hidden_states": hidden}
-
-    @torch.no_grad()
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        pixels = pixels.to(self.vae.dtype)
-        latents = self.vae.encode(pixels).latent_dist.sample()
-        return latents * self.vae.config.scaling_factor
 
     def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
         size = (mask.shape[-2] // self.vae_scale_factor, mask.shape[-1] // self.vae_scale_factor)
@@ -146,125 +102,6 @@ class StableDiffusionFamily(InpaintingBaseModel):
         model_input = torch.cat([noisy_latents, mask, masked_image_latents], dim=1)
         return self.unet(model_input, timesteps, **conditioning).sample
 
-    def stock_pipeline(self, scheduler: str) -> StableDiffusionInpaintPipeline:
-        pipe = StableDiffusionInpaintPipeline(
-            vae=self.vae,
-            text_encoder=self.text_encoder,
-            tokenizer=self.tokenizer,
-            unet=self.unet,
-            scheduler=scheduler_from_name(scheduler, self.scheduler),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        return pipe
-
-    def adapted_components(self, trained_only: bool) -> dict[str, AdaptedComponent]:
-        """The modules that carry (or may carry) adapters, by diffusers component name."""
-        components = {
-            "unet": AdaptedComponent(
-                self.unet, convert_state_dict_to_diffusers, convert_unet_state_dict_to_peft
-            )
-        }
-        if self.train_text_encoder or not trained_only:
-            for name, encoder in self.text_encoders().items():
-                components[name] = AdaptedComponent(
-                    encoder, convert_state_dict_to_diffusers, convert_state_dict_to_peft
-                )
-        return components
-
-    def save_lora(self, directory: Path) -> None:
-        save_adapters(self.lora_pipeline_class, directory, self.adapted_components(True))
-
-    def load_lora(self, directory: Path) -> None:
-        load_adapters(directory, self.adapted_components(False))
-
-    def trainable_parameter_groups(self, denoiser_lr: float, text_encoder_lr: float) -> list[dict]:
-        groups = [
-            {"params": [p for p in self.unet.parameters() if p.requires_grad], "lr": denoiser_lr}
-        ]
-        text_params = [
-            p
-            for encoder in self.text_encoders().values()
-            for p in encoder.parameters()
-            if p.requires_grad
-        ]
-        if text_params:
-            groups.append({"params": text_params, "lr": text_encoder_lr})
-        return groups
-
-
-def scheduler_class(name: str) -> type[SchedulerMixin]:
-    """The diffusers scheduler class called `name`; a one-line error for any other name, so
-    that a sampling setting can be checked before training rather than after it."""
-    found = getattr(diffusers, name, None)
-    if not (isinstance(found, type) and issubclass(found, SchedulerMixin)):
-        raise ConfigError(f"{name!r} is not a diffusers scheduler class (e.g. DDPMScheduler)")
-    return found
-
-
-def scheduler_from_name(name: str, trained: SchedulerMixin) -> SchedulerMixin:
-    """A diffusers scheduler, chosen by class name, over a trained model's schedule: one of
-    the trained scheduler's compatibles (diffusers' own list: a flow-matching model takes
-    flow matching, a noise-prediction model the DDPM family), else a one-line error."""
-    chosen = scheduler_class(name)
-    compatible = {type(trained), *trained.compatibles}
-    if chosen not in compatible:
-        names = ", ".join(sorted(c.__name__ for c in compatible))
-        raise ConfigError(
-            f"the sampling scheduler {name} does not fit a model trained with "
-            f"{type(trained).__name__}; take one of {names}"
-        )
-    return chosen.from_config(trained.config)
-
-
-def load_stable_diffusion(
-    source: str, revision: str | None = None, variant: str | None = None
-) -> StableDiffusionComponents:
-    """Load the components from a hub id or a local diffusers folder, with a one-line error."""
-    weights = {"revision": revision, "variant": variant}
-    try:
-        return StableDiffusionComponents(
-            vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-            unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **weights),
-            text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),
-            tokenizer=CLIPTokenizer.from_pretrained(
-                source, subfolder="tokenizer", revision=revision
-            ),
-            scheduler=DDPMScheduler.from_pretrained(
-                source, subfolder="scheduler", revision=revision
-            ),
-        )
-    except (OSError, ValueError) as error:
-        raise cannot_load(source, error) from error
-
-
-def first_line(error: Exception) -> str:
-    """An exception's first message line (its type if it has no message)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def cannot_load(source: str, error: Exception) -> ModelLoadError:
-    """The one-line error for a base model that `from_pretrained` could not load."""
-    reason = first_line(error)
-    offline_hint = (
-        ""
-        if huggingface_hub.constants.HF_HUB_OFFLINE
-        else " (without network, HF_HUB_OFFLINE=1 fails at once instead of retrying)"
-    )
-    where = (
-        "the local folder"
-        if Path(source).exists()
-        else f"the hub, or no local folder of that name{offline_hint}"
-    )
-    return ModelLoadError(
-        f"cannot load the base model {source!r} from {where} ({reason}). Point "
-        "model.base_model.init_args.pretrained_model_name_or_path at a local diffusers folder "
-        "(e.g. from `huggingface-cli download` on a machine with network), "
-        "or try the offline example: --config configs/tiny.yaml"
-    )
-
 
 class StableDiffusionInpainting(StableDiffusionFamily):
     """A pretrained SD 1.x/2.x inpainting checkpoint from the hub or a local folder."""
@@ -282,4 +119,8 @@ class StableDiffusionInpainting(StableDiffusionFamily):
             revision: Hub revision (branch, tag or commit).
             variant: Weight file variant, e.g. "fp16".
         """
-        super().__init__(load_stable_diffusion(pretrained_model_name_or_path, revision, variant))
+        super().__init__(
+            load_components(
+                StableDiffusionComponents, pretrained_model_name_or_path, revision, variant
+            )
+        )

@@ -32,8 +32,7 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(
         },
         "model": {
             "base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"},
-            "compile_denoiser": False,
-            "compile_encoders": False,
+            "compile": {"denoiser": False, "encoders": False},
         },
         "data": {"resolution": 32, "batch_size": 2, "num_workers": 0},
     }

@@ -10,7 +10,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from realfill.data import SceneDataModule
-from realfill.modules import RealFillModule
+from realfill.modules import OptimizationSettings, RealFillModule
 
 
 class RecordingLogger(Logger):
@@ -78,7 +78,7 @@ def test_steps_the_loss_scaler_skips_do_not_count_as_warm_up(
     tiny_base, scene_dir, tmp_path, monkeypatch
 ):
     """Under 16-mixed, a step whose scaled gradients overflow is skipped: the warm-up waits."""
-    module = RealFillModule(tiny_base, warmup_steps=10)
+    module = RealFillModule(tiny_base, optimization=OptimizationSettings(warmup_steps=10))
     overflowing = 2
     record_micro_batch_losses(module, monkeypatch, lambda i: 1e38 if i < overflowing else 1.0)
     precision = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
@@ -86,5 +86,5 @@ def test_steps_the_loss_scaler_skips_do_not_count_as_warm_up(
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.global_step == 5
     assert scheduler.last_epoch == 5 - overflowing
-    rate = module.hparams.denoiser_learning_rate
+    rate = module.optimization.denoiser_learning_rate
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(rate * 4 / 10)

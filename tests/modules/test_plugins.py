@@ -1,5 +1,5 @@
-"""Every plug-in (see `PLUGINS` in conftest.py) trains on a real scene batch, samples and
-composites; then what is specific to one family."""
+"""Every plug-in (see `PLUGINS` and `LOADERS` in conftest.py) trains on a real scene batch,
+samples and composites; then what is specific to one family."""
 
 import re
 from pathlib import Path
@@ -15,9 +15,8 @@ from realfill.callbacks.compositing import composite, feather_mask, mask_to_tens
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ModelLoadError
 from realfill.modules import (
-    FluxFillInpainting,
+    OptimizationSettings,
     RealFillModule,
-    StableDiffusionInpainting,
     StableDiffusionXLInpainting,
     TinyStableDiffusionXLInpainting,
 )
@@ -60,7 +59,8 @@ def test_a_few_training_steps_on_scene_batches_move_the_adapters(base, scene_dir
     data = SceneDataModule(
         str(scene_dir), resolution=RESOLUTION, batch_size=2, num_workers=0, samples_per_epoch=4
     )
-    module = RealFillModule(base, warmup_steps=1, denoiser_learning_rate=1e-2)
+    optimization = OptimizationSettings(warmup_steps=1, denoiser_learning_rate=1e-2)
+    module = RealFillModule(base, optimization=optimization)
     before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
     trainer = quiet_trainer(tmp_path, max_steps=STEPS)
     trainer.fit(module, datamodule=data)
@@ -94,12 +94,23 @@ def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
         assert not np.array_equal(np.asarray(completed), np.asarray(scene.target))
 
 
-@pytest.mark.parametrize(
-    "plugin_class", [StableDiffusionInpainting, StableDiffusionXLInpainting, FluxFillInpainting]
-)
-def test_a_missing_base_model_fails_in_one_line(plugin_class, tmp_path):
+def test_the_family_declares_components_its_stock_pipeline_takes(plugin, base):
+    """What the base class derives the adapters, the LoRA file and the pipeline from: the
+    denoiser is the first adapted component, every adapted one is a component, and the stock
+    pipeline is built over all of them and saves LoRA files."""
+    adapted = list(base.adapted)
+    assert adapted[0] == base.denoiser_name and base.denoiser is getattr(base, base.denoiser_name)
+    assert set(adapted) <= set(base.component_names)
+    assert issubclass(base.pipeline_class, plugin.stock_pipeline)
+    assert hasattr(base.pipeline_class, "save_lora_weights")
+    pipeline = base.pipeline()
+    assert all(pipeline.components[name] is getattr(base, name) for name in adapted)
+    assert all(not p.requires_grad for p in base.parameters())
+
+
+def test_a_missing_base_model_fails_in_one_line(loader, tmp_path):
     with pytest.raises(ModelLoadError) as error:
-        plugin_class(pretrained_model_name_or_path=str(tmp_path / "missing"))
+        loader(pretrained_model_name_or_path=str(tmp_path / "missing"))
     assert "\n" not in str(error.value) and "missing" in str(error.value)
 
 
@@ -222,7 +233,7 @@ def test_an_sdxl_lora_saved_with_the_idle_last_layer_adapter_still_loads(tmp_pat
     """LoRAs saved before the first text encoder's last layer lost its (never trained)
     adapter hold its weights; loading leaves them out and takes the rest."""
     with monkeypatch.context() as patched:
-        patched.setattr(StableDiffusionXLFamily, "text_encoder_lora_config", lambda s, n, c: c)
+        patched.setattr(StableDiffusionXLFamily, "lora_config", lambda s, n, c: c)
         old = RealFillModule(TinyStableDiffusionXLInpainting())
     last = old.base_model.text_encoder.config.num_hidden_layers - 1
     idle = [

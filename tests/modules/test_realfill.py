@@ -7,7 +7,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from realfill.errors import ConfigError
-from realfill.modules import LoraSettings, RealFillModule, TinyStableDiffusionInpainting
+from realfill.modules import (
+    CompileSettings,
+    LoraSettings,
+    OptimizationSettings,
+    RealFillModule,
+    TinyStableDiffusionInpainting,
+)
 from realfill.modules.realfill import check_compile_mode
 
 
@@ -194,13 +200,15 @@ def test_compiled_model_gives_the_same_loss_and_gradients(tmp_path, regional):
     torch.manual_seed(0)
     module = RealFillModule(
         TinyStableDiffusionInpainting(seed=0),
-        compile_denoiser=True,
-        compile_regional=regional,
-        compile_encoders=True,
-        compile_backend="aot_eager",  # the switch's wiring; inductor only adds codegen time
-        denoiser_learning_rate=0.0,
-        text_encoder_learning_rate=0.0,
-        weight_decay=0.0,
+        compile=CompileSettings(
+            denoiser=True,
+            regional=regional,
+            encoders=True,
+            backend="aot_eager",  # the switch's wiring; inductor only adds codegen time
+        ),
+        optimization=OptimizationSettings(
+            denoiser_learning_rate=0.0, text_encoder_learning_rate=0.0, weight_decay=0.0
+        ),
     )
     batch = target_batch()
     eager, eager_grads = loss_and_grads(module, batch)
@@ -246,12 +254,8 @@ def test_every_compiled_graph_has_static_shapes_though_training_and_sampling_dif
         symbolic.append(any(isinstance(size, torch.SymInt) for size in sizes))
         return graph.forward
 
-    module = RealFillModule(
-        TinyStableDiffusionInpainting(seed=0),
-        compile_denoiser=True,
-        compile_sampling=True,
-    )
-    module.hparams.compile_backend = recording_backend
+    settings = CompileSettings(denoiser=True, sampling=True, backend=recording_backend)
+    module = RealFillModule(TinyStableDiffusionInpainting(seed=0), compile=settings)
     module.compile_for_training()
     loss_and_grads(module, target_batch())
     target = Image.new("RGB", (40, 32), (200, 30, 90))
@@ -274,7 +278,8 @@ def test_eight_bit_adam_without_bitsandbytes_is_one_clear_error(monkeypatch):
         lambda name, *a: None if name == "bitsandbytes" else real_find_spec(name, *a),
     )
     with pytest.raises(RealFillError, match="needs bitsandbytes"):
-        RealFillModule(TinyStableDiffusionInpainting(seed=0), optimizer="adamw8bit")
+        settings = OptimizationSettings(optimizer="adamw8bit")
+        RealFillModule(TinyStableDiffusionInpainting(seed=0), optimization=settings)
 
 
 def test_compile_switches_reach_torch_compile(monkeypatch):
@@ -287,10 +292,9 @@ def test_compile_switches_reach_torch_compile(monkeypatch):
     monkeypatch.setattr(torch, "compile", spy)
     module = RealFillModule(
         TinyStableDiffusionInpainting(seed=0),
-        compile_denoiser=True,
-        compile_encoders=True,
-        compile_backend="aot_eager",
-        compile_mode="reduce-overhead",
+        compile=CompileSettings(
+            denoiser=True, encoders=True, backend="aot_eager", mode="reduce-overhead"
+        ),
     )
     module.compile_for_training()
     # the denoiser, the VAE encoder and the (trained) text encoder, each for static shapes

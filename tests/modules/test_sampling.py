@@ -5,7 +5,7 @@ import torch
 from peft.tuners.lora import LoraLayer
 from PIL import Image, ImageChops
 
-from realfill.modules import RealFillModule, TinyFluxFillInpainting
+from realfill.modules import CompileSettings, RealFillModule, TinyFluxFillInpainting
 from realfill.modules.sampling import candidate_generators
 
 RESOLUTION = 32
@@ -127,7 +127,7 @@ def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_a
 
 
 def test_sampling_runs_eagerly_after_compilation_for_training(base):
-    module = RealFillModule(base, compile_denoiser=True, compile_encoders=True)
+    module = RealFillModule(base, compile=CompileSettings(denoiser=True, encoders=True))
     module.compile_for_training()
     compiled = {m: m._compiled_call_impl for m in module.modules() if m._compiled_call_impl}
     assert module.base_model.denoiser in compiled and module.base_model.vae.encoder in compiled
@@ -149,9 +149,11 @@ def test_sampling_runs_eagerly_after_compilation_for_training(base):
 def test_compiled_sampling_matches_eager_and_compiles_once(base):
     module = adapted_module(
         base,
-        compile_denoiser=True,
-        compile_sampling=True,
-        compile_backend="aot_eager",  # the wiring; inductor only adds codegen time
+        compile=CompileSettings(
+            denoiser=True,
+            sampling=True,
+            backend="aot_eager",  # the wiring; inductor only adds codegen time
+        ),
     )
     module.compile_for_training()
     denoiser = module.base_model.denoiser
@@ -234,7 +236,8 @@ def test_compiled_sampling_pads_a_partial_last_batch_instead_of_compiling_again(
 
     monkeypatch.setattr(sampling_module, "sampling_batch_size", lambda requested, device: requested)
     module = RealFillModule(
-        TinyStableDiffusionInpainting(seed=0), compile_sampling=True, compile_backend="eager"
+        TinyStableDiffusionInpainting(seed=0),
+        compile=CompileSettings(sampling=True, backend="eager"),
     )
 
     def graphs_for(seeds: list[int]) -> tuple[int, int]:
