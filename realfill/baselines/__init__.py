@@ -8,9 +8,9 @@ from PIL import Image
 
 from realfill.baselines.classical import OpenCVInpaint
 from realfill.baselines.geometric import GeometricBaseline
-from realfill.callbacks.matchers import Matcher, SIFTMatcher
-from realfill.callbacks.selection import RankedCandidate, score_candidates, write_selection
 from realfill.data import Scene
+from realfill.selection.matchers import Matcher, SIFTMatcher
+from realfill.selection.writing import RankedCandidate, score_candidates, write_selection
 
 IMAGE_BASELINES = {"geometric": GeometricBaseline, "opencv": OpenCVInpaint}
 """Deterministic baselines that complete a scene in one call, by method name."""

@@ -22,8 +22,8 @@ import lightning as L
 import yaml
 from lightning.pytorch.loggers import WandbLogger
 
-from realfill.callbacks.selection import ranked_caption
 from realfill.modules.realfill import RealFillModule
+from realfill.selection.writing import ranked_caption
 
 
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:

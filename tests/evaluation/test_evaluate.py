@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from realfill import evaluate
-from realfill.callbacks.selection import write_selection
 from realfill.data import load_scene
 from realfill.evaluate import main, method_names
 from realfill.evaluation.results import (
@@ -21,6 +20,7 @@ from realfill.evaluation.results import (
     read_scores,
     save_candidate_results,
 )
+from realfill.selection.writing import write_selection
 
 
 def write_results(benchmark: Path, results: Path) -> None:

@@ -1,5 +1,5 @@
-"""Composite, score and rank candidates, and write them: the selection stage shared by the
-end-of-fit callback and the sample command."""
+"""Score and rank candidates, write them and say where they are: the selection stage shared
+by the end-of-fit callback, the sample command and the baselines."""
 
 import shutil
 from collections.abc import Sequence
@@ -8,11 +8,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from realfill.callbacks.contact_sheet import contact_sheet, stacked
-from realfill.callbacks.matchers import Matcher
-from realfill.callbacks.ranking import correspondence_scores, rank
 from realfill.data import Scene
 from realfill.io import save_image, save_images, staged_directory, write_json
+from realfill.selection.contact_sheet import contact_sheet, stacked
+from realfill.selection.matchers import Matcher
+from realfill.selection.ranking import correspondence_scores, rank
 
 SELECTION_ENTRIES = frozenset({"candidates", "ranked", "scores.json", "contact_sheet.png"})
 """What `write_selection` writes in its folder: a folder holding anything else is not replaced."""
@@ -116,3 +116,29 @@ def write_selection(
             sheet = stacked([scene_row(scene), sheet])
         save_image(sheet, staging / "contact_sheet.png")
     return records
+
+
+def report_selection(
+    out: Path,
+    records: list[RankedCandidate],
+    keep: int,
+    seconds: float,
+    stages: dict[str, float] | None = None,
+) -> None:
+    """Say how fast the candidates came (by stage, when given), where they and the best
+    one are, and when no candidate matched at all, so that the order means nothing."""
+    best = records[0]
+    rate = 60 * len(records) / max(seconds, 1e-9)
+    split = ", ".join(f"{name.replace('_', ' ')} {t:.1f} s" for name, t in (stages or {}).items())
+    count = f"{len(records)} candidate" + ("s" if len(records) != 1 else "")
+    print(
+        f"Sampled and ranked {count} in {seconds:.1f} s ({rate:.1f}/min)"
+        + (f": {split}" if split else "")
+    )
+    print(f"Completions: {out} ({count}, top {min(keep, len(records))} in ranked/)")
+    print(f"Best completion: {out / best.file} (seed {best.seed}, {matches_text(best.score)})")
+    if best.score == 0:
+        print(
+            "No candidate's fill matched the references, so ranked/ holds the lowest seeds, "
+            "not a selection (match_margin also counts matches on the hole's rim)"
+        )

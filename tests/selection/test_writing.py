@@ -1,12 +1,18 @@
 """Writing a selection: every candidate, the top ones, their scores and a contact sheet."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from realfill.callbacks.selection import MISSING_COLOUR, write_selection
 from realfill.data import load_scene
+from realfill.selection.writing import (
+    MISSING_COLOUR,
+    RankedCandidate,
+    report_selection,
+    write_selection,
+)
 
 
 def noise(seed: int) -> Image.Image:
@@ -42,3 +48,22 @@ def test_the_contact_sheet_opens_with_the_target_its_hole_marked_and_the_referen
     assert header > 0
     assert (headed[:header] == MISSING_COLOUR).all(axis=-1).any()  # the target's hole
     assert np.array_equal(headed[header:, : plain.shape[1]], plain)  # the candidates below
+
+
+def records(*scores: int) -> list[RankedCandidate]:
+    return [
+        RankedCandidate(seed, score, rank + 1, f"candidates/seed{seed:05d}.png")
+        for rank, (seed, score) in enumerate(enumerate(scores))
+    ]
+
+
+def test_the_report_names_the_best_completion_and_says_when_nothing_matched(capsys):
+    out = Path("run/completions")
+    report_selection(out, records(12, 3), keep=4, seconds=6.0)
+    shown = capsys.readouterr().out
+    assert "Sampled and ranked 2 candidates in 6.0 s (20.0/min)" in shown
+    assert f"Best completion: {out / 'candidates/seed00000.png'} (seed 0, 12 matches)" in shown
+    assert "No candidate" not in shown
+
+    report_selection(out, records(0, 0), keep=4, seconds=6.0)
+    assert "No candidate's fill matched the references" in capsys.readouterr().out
