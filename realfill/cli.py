@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf.errors import InterpolationResolutionError
 
+from realfill import layout
 from realfill.callbacks.progress import StepProgressBar
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
@@ -116,6 +117,7 @@ def run_cli(
             RealFillModule,
             SceneDataModule,
             save_config_callback=save_config_callback,
+            save_config_kwargs={"config_filename": layout.CONFIG_FILENAME},
             parser_kwargs={"parser_mode": "omegaconf+", **help_text},
             args=args,
             run=False,

@@ -6,7 +6,6 @@ each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
 import importlib
-import inspect
 import json
 import shutil
 import sys
@@ -20,6 +19,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
+from realfill import layout
 from realfill.callbacks.lora import SaveLoRA
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
@@ -34,7 +34,6 @@ from realfill.selection import (
     write_selection,
 )
 from realfill.selection.settings import SELECTION_KEYS
-from realfill.selection.writing import SELECTION_ENTRIES
 
 PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
@@ -134,16 +133,14 @@ def is_callback(callback, callback_class: type) -> bool:
         return False
 
 
-LORA_DIRNAME = inspect.signature(SaveLoRA).parameters["dirname"].default
-"""Where `SaveLoRA` writes the LoRA by default, under the run dir."""
-
-
 def run_lora_dirname(config: Namespace) -> str:
     """The folder the run's `SaveLoRA` wrote the LoRA to, under the run dir."""
     for callback in config.trainer.callbacks or []:
         if is_callback(callback, SaveLoRA):
-            return getattr(callback.init_args or Namespace(), "dirname", None) or LORA_DIRNAME
-    return LORA_DIRNAME
+            return (
+                getattr(callback.init_args or Namespace(), "dirname", None) or layout.LORA_DIRNAME
+            )
+    return layout.LORA_DIRNAME
 
 
 def run_selection_settings(parser, args: list[str]) -> dict:
@@ -217,7 +214,7 @@ def run(cli: SampleCLI) -> None:
     check_resolution("resolution", selection.resolution, cli.model.base_model)
     cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
     out = Path(config.out or run_dir / selection.dirname)
-    check_replaceable(out, SELECTION_ENTRIES)
+    check_replaceable(out, layout.SELECTION_ENTRIES)
     check_writable_folder(out.parent, "--out" if config.out else "dirname")
     staging = out.parent / f".{out.name}-samples"
     if trainer.is_global_zero:

@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 import yaml
 
+from realfill import layout
 from realfill.errors import SceneError
 from realfill.fit import main as fit_main
 from realfill.io import read_text, write_text
@@ -69,7 +70,7 @@ def run_realfill(
     sampling: dict,
 ) -> Path:
     """RealFill on one scene: completions in `<root>/completions/`, the run in `<root>/run/`."""
-    out = root / "completions"
+    out = root / layout.COMPLETIONS_DIRNAME
     fit_then_sample(configs, scene_dir, root / "run", out, fit_args, flags(sampling))
     return out
 
@@ -83,7 +84,7 @@ def run_prompt_only(
     guidance_scale: float = PROMPT_GUIDANCE_SCALE,
 ) -> Path:
     """The base model, prompted with the scene's description, no fine-tuning."""
-    out = root / "completions"
+    out = root / layout.COMPLETIONS_DIRNAME
     prompt = f"--model.prompt={scene_prompt(scene_dir)}"
     fit_then_sample(
         configs,

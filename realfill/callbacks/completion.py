@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from PIL import Image
 
+from realfill import layout
 from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder
 from realfill.modules.realfill import RealFillModule, check_resolution
@@ -19,7 +20,6 @@ from realfill.selection import (
     score_candidates,
     write_selection,
 )
-from realfill.selection.writing import SELECTION_ENTRIES
 
 
 def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str | None) -> None:
@@ -72,7 +72,7 @@ class CompleteTarget(SelectionSettings, L.Callback):
         """Refuse, before training, an output folder holding files of the user's own or that
         cannot be written, and a scheduler or resolution the base model cannot sample with."""
         if stage == "fit":
-            check_replaceable(self.out_dir(trainer), SELECTION_ENTRIES)
+            check_replaceable(self.out_dir(trainer), layout.SELECTION_ENTRIES)
             check_writable_folder(self.out_dir(trainer).parent, "CompleteTarget")
             check_sampling_scheduler(pl_module, self.scheduler)
             check_resolution("CompleteTarget: resolution", self.resolution, pl_module.base_model)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 
+from realfill import layout
 from realfill.callbacks.checkpoint import stopped_on_request
 from realfill.io import check_replaceable
 from realfill.modules.lora_io import LORA_WEIGHTS_NAME
@@ -19,7 +20,7 @@ class SaveLoRA(L.Callback):
     Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
     """
 
-    def __init__(self, dirname: str = "lora") -> None:
+    def __init__(self, dirname: str = layout.LORA_DIRNAME) -> None:
         """
         Args:
             dirname: Folder under the run dir (trainer.default_root_dir) to write the LoRA to.

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from PIL import Image
 
+from realfill import layout
 from realfill.callbacks.completion import check_sampling_scheduler
 from realfill.callbacks.wandb import wandb_loggers
 from realfill.errors import ConfigError
@@ -47,7 +48,7 @@ class PeriodicSampling(SamplingSettings, L.Callback):
     num_inference_steps: int = 50
     """Denoising steps per sample (fewer than for the final completions: these only show
     progress)."""
-    dirname: str = "samples"
+    dirname: str = layout.SAMPLES_DIRNAME
     """Folder under the run dir for the contact sheets."""
     key: str = "samples"
     """Name the samples are logged under in W&B."""
@@ -105,7 +106,7 @@ class PeriodicSampling(SamplingSettings, L.Callback):
 
     def sheet_path(self, trainer: L.Trainer, step: int) -> Path:
         """Where the contact sheet of `step` goes."""
-        return Path(trainer.default_root_dir) / self.dirname / f"step{step:06d}.png"
+        return Path(trainer.default_root_dir) / self.dirname / layout.sheet_file(step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: RealFillModule, outputs, batch, batch_idx: int

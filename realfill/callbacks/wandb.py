@@ -22,6 +22,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.loggers import WandbLogger
 
+from realfill import layout
 from realfill.modules.realfill import RealFillModule
 from realfill.selection.writing import ranked_caption
 
@@ -74,9 +75,9 @@ class WandbReport(L.Callback):
 
     def __init__(
         self,
-        completions_dirname: str = "completions",
-        lora_dirname: str = "lora",
-        config_filename: str = "config.yaml",
+        completions_dirname: str = layout.COMPLETIONS_DIRNAME,
+        lora_dirname: str = layout.LORA_DIRNAME,
+        config_filename: str = layout.CONFIG_FILENAME,
         config_key: str = "cli",
         artifact_type: str = "lora",
         key_prefix: str = "completions",
@@ -126,15 +127,15 @@ class WandbReport(L.Callback):
         """The ranked contact sheet, the top-ranked completions, a table of every candidate
         and the best score."""
         prefix = self.key_prefix
-        sheet = completions / "contact_sheet.png"
+        sheet = completions / layout.CONTACT_SHEET_FILENAME
         if sheet.is_file():
             logger.log_image(key=f"{prefix}/contact_sheet", images=[str(sheet)], step=step)
         else:
             warnings.warn(f"WandbReport: {sheet} not found, not logged", stacklevel=2)
-        records = read_records(completions / "scores.json")
+        records = read_records(completions / layout.SCORES_FILENAME)
         if not records:
             return
-        kept = len(list((completions / "ranked").glob("*.png")))
+        kept = len(list((completions / layout.RANKED_DIRNAME).glob("*.png")))
         top = records[:kept]
         if top:
             logger.log_image(

@@ -10,12 +10,11 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from realfill import layout
 from realfill.errors import ConfigError
 from realfill.selection.compositing import check_feathering
 from realfill.selection.matchers import Matcher, SIFTMatcher
 
-SELECTION_DIRNAME = "completions"
-"""The folder under the run dir that a selection is written to by default."""
 KEEP_FRACTION = 4
 """By default one candidate in this many is kept (the paper keeps 16 of 64)."""
 
@@ -90,7 +89,7 @@ class SelectionSettings(SamplingSettings):
     match_margin: int = 0
     """Pixels around the filled region whose matches count too (0: the filled region alone,
     as the paper counts)."""
-    dirname: str = SELECTION_DIRNAME
+    dirname: str = layout.COMPLETIONS_DIRNAME
     """Folder under the run dir for the completions."""
 
     def __post_init__(self) -> None:

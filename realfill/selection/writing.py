@@ -8,14 +8,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from realfill import layout
 from realfill.data import Scene
 from realfill.io import save_image, save_images, staged_directory, write_json
 from realfill.selection.contact_sheet import contact_sheet, stacked
 from realfill.selection.matchers import Matcher
 from realfill.selection.ranking import correspondence_scores, rank
-
-SELECTION_ENTRIES = frozenset({"candidates", "ranked", "scores.json", "contact_sheet.png"})
-"""What `write_selection` writes in its folder: a folder holding anything else is not replaced."""
 
 
 @dataclass
@@ -90,15 +88,13 @@ def write_selection(
     written to (copied, not encoded again)."""
     order = rank(scores)
     records = [
-        RankedCandidate(
-            seeds[i], int(scores[i]), position + 1, f"candidates/seed{seeds[i]:05d}.png"
-        )
+        RankedCandidate(seeds[i], int(scores[i]), position + 1, layout.candidate_file(seeds[i]))
         for position, i in enumerate(order)
     ]
-    with staged_directory(out_dir, SELECTION_ENTRIES) as staging:
-        (staging / "candidates").mkdir()
-        (staging / "ranked").mkdir()
-        files = [staging / "candidates" / f"seed{s:05d}.png" for s in seeds]
+    with staged_directory(out_dir, layout.SELECTION_ENTRIES) as staging:
+        (staging / layout.CANDIDATES_DIRNAME).mkdir()
+        (staging / layout.RANKED_DIRNAME).mkdir()
+        files = [staging / layout.candidate_file(s) for s in seeds]
         pairs = list(zip(candidates, files, strict=True))
         images = [(c, f) for c, f in pairs if isinstance(c, Image.Image)]
         save_images([c for c, _ in images], [f for _, f in images])
@@ -106,15 +102,15 @@ def write_selection(
             if isinstance(candidate, Path):
                 shutil.copyfile(candidate, file)
         for record in records[:keep]:
-            name = f"rank{record.rank:02d}_seed{record.seed:05d}.png"
-            shutil.copyfile(staging / record.file, staging / "ranked" / name)
-        write_json([asdict(record) for record in records], staging / "scores.json")
+            ranked = staging / layout.ranked_file(record.rank, record.seed)
+            shutil.copyfile(staging / record.file, ranked)
+        write_json([asdict(record) for record in records], staging / layout.SCORES_FILENAME)
         shown = [candidates[i] for i in order]
         tiles = [Image.open(c) if isinstance(c, Path) else c for c in shown]
         sheet = contact_sheet(tiles, [r.caption for r in records])
         if scene is not None:
             sheet = stacked([scene_row(scene), sheet])
-        save_image(sheet, staging / "contact_sheet.png")
+        save_image(sheet, staging / layout.CONTACT_SHEET_FILENAME)
     return records
 
 
