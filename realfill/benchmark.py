@@ -19,8 +19,8 @@ from realfill import layout
 from realfill.baselines import IMAGE_BASELINES, write_completion
 from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_prompt
 from realfill.cli import HelpFormatter, exit_on_user_error
-from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
+from realfill.evaluation.harness import load_metric_settings, warn_unavailable
 from realfill.evaluation.report import write_report
 from realfill.evaluation.results import (
     BenchmarkError,

@@ -5,6 +5,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -19,6 +20,9 @@ from realfill.callbacks.progress import StepProgressBar
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.modules import RealFillModule
+
+Result = TypeVar("Result")
+"""What a command returns."""
 
 
 class SceneCLI(LightningCLI):
@@ -92,27 +96,37 @@ def exit_on_user_error() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
-def run_cli(
+@contextmanager
+def library_warnings_ignored() -> Iterator[None]:
+    """Leave out warnings of the libraries' own doing, with nothing for a user to act on."""
+    with warnings.catch_warnings():
+        # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
+        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument")
+        # LightningCLI warns when given args in a process with command-line arguments of its own,
+        # which is what the Python API (`realfill.api`) does inside a script or the benchmark.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        yield
+
+
+def run_command(
     cli_class: type[SceneCLI],
-    command: Callable[[SceneCLI], None],
+    command: Callable[[SceneCLI], Result],
     save_config_callback: type[SaveConfigCallback] | None,
     args: list[str] | None,
-) -> SceneCLI:
-    """Parse the command line into `cli_class` and run `command` on it.
+) -> tuple[SceneCLI, Result]:
+    """Parse the command line into `cli_class`, run `command` on it and return both; a problem
+    with the user's input raises (the Python API's way; `run_cli` makes it one line).
 
     Configs are merged first and interpolated after (`omegaconf+`), and docstrings become
-    `--help` text, headed by the command's module docstring. A problem with the user's input
-    ends with one line on stderr and exit code 2, never a traceback.
+    `--help` text, headed by the command's module docstring.
     """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     module = sys.modules[command.__module__]
     name = module.__spec__.name if module.__spec__ else module.__name__  # not "__main__"
     help_text = {"prog": f"python -m {name}", "description": module.__doc__}
-    with exit_on_user_error(), warnings.catch_warnings():
-        # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-        # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
-        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument")
+    with library_warnings_ignored():
         cli = cli_class(
             RealFillModule,
             SceneDataModule,
@@ -123,5 +137,18 @@ def run_cli(
             run=False,
             auto_configure_optimizers=False,  # RealFillModule configures its own
         )
-        command(cli)
+        return cli, command(cli)
+
+
+def run_cli(
+    cli_class: type[SceneCLI],
+    command: Callable[[SceneCLI], object],
+    save_config_callback: type[SaveConfigCallback] | None,
+    args: list[str] | None,
+) -> SceneCLI:
+    """Parse the command line into `cli_class` and run `command` on it (see `run_command`). A
+    problem with the user's input ends with one line on stderr and exit code 2, never a
+    traceback."""
+    with exit_on_user_error():
+        cli, _ = run_command(cli_class, command, save_config_callback, args)
     return cli

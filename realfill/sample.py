@@ -26,6 +26,7 @@ from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder, save_images, write_json
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
 from realfill.selection import (
+    Selection,
     SelectionSettings,
     composited_completions,
     rank_share,
@@ -206,8 +207,9 @@ def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
     return seeds, files, scores
 
 
-def run(cli: SampleCLI) -> None:
-    """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0."""
+def run(cli: SampleCLI) -> Selection | None:
+    """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0,
+    which returns the selection (the other ranks None)."""
     config, trainer = cli.config, cli.trainer
     run_dir = Path(trainer.default_root_dir)
     selection = SelectionSettings(**{key: cli.config_init[key] for key in SELECTION_KEYS})
@@ -232,12 +234,14 @@ def run(cli: SampleCLI) -> None:
         if trainer.is_global_zero:
             predicted = time.perf_counter()
             seeds, files, scores = collect(staging)
-            records = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
+            written = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
             stages = {
                 "sampling_and_ranking": predicted - start,
                 "writing": time.perf_counter() - predicted,
             }
-            report_selection(out, records, selection.keep, time.perf_counter() - start, stages)
+            report_selection(written, time.perf_counter() - start, stages)
+            return written
+        return None
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
         if trainer.is_global_zero:
             shutil.rmtree(staging, ignore_errors=True)

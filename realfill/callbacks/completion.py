@@ -13,6 +13,7 @@ from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder
 from realfill.modules.realfill import RealFillModule, check_resolution
 from realfill.selection import (
+    Selection,
     SelectionSettings,
     composited_completions,
     rank_share,
@@ -42,6 +43,9 @@ class CompleteTarget(SelectionSettings, L.Callback):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._completed = False
+        self.selection: Selection | None = None
+        """The selection the last fit wrote (on global rank zero), for the callbacks after this
+        one and the Python API: they need not read it back from disk."""
         self.stage_seconds: dict[str, float] = {}
         """Seconds of each selection stage at the end of the last fit (this rank's sampling and
         ranking, then gathering and writing): where the selection time goes."""
@@ -79,6 +83,7 @@ class CompleteTarget(SelectionSettings, L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         self._completed = False
+        self.selection = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         """Sample when training ends, while the model is still on its device (Lightning moves it
@@ -122,13 +127,15 @@ class CompleteTarget(SelectionSettings, L.Callback):
             return
         seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
         out = self.out_dir(trainer)
-        records = write_selection(out, candidates, seeds, scores, self.keep, datamodule.scene)
+        self.selection = write_selection(
+            out, candidates, seeds, scores, self.keep, datamodule.scene
+        )
         self.stage_seconds = {
             "sampling_and_compositing": sampled - start,
             "ranking": ranked - sampled,
             "writing": time.perf_counter() - ranked,
         }
-        report_selection(out, records, self.keep, time.perf_counter() - start, self.stage_seconds)
+        report_selection(self.selection, time.perf_counter() - start, self.stage_seconds)
 
 
 def gather_objects(trainer: L.Trainer, items: list) -> list:

@@ -27,6 +27,9 @@ class SaveLoRA(L.Callback):
         """
         self.dirname = dirname
         self._saved = False
+        self.saved_to: Path | None = None
+        """The folder the last fit wrote the LoRA to (on global rank zero), for the callbacks
+        after this one and the Python API."""
 
     def lora_dir(self, trainer: L.Trainer) -> Path:
         return Path(trainer.default_root_dir) / self.dirname
@@ -38,6 +41,7 @@ class SaveLoRA(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         self._saved = False
+        self.saved_to = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         self.save(trainer, pl_module)
@@ -59,4 +63,5 @@ class SaveLoRA(L.Callback):
         self._saved = True
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
+            self.saved_to = self.lora_dir(trainer).resolve()
             print(f"LoRA{note}: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")

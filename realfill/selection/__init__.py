@@ -11,6 +11,7 @@ from realfill.selection.sampling import Inpainter, composited_completions
 from realfill.selection.settings import SamplingSettings, SelectionSettings
 from realfill.selection.writing import (
     RankedCandidate,
+    Selection,
     rank_share,
     report_selection,
     score_candidates,
@@ -25,6 +26,7 @@ __all__ = [
     "RankedCandidate",
     "SIFTMatcher",
     "SamplingSettings",
+    "Selection",
     "SelectionSettings",
     "composite",
     "composited_completions",

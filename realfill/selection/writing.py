@@ -31,6 +31,32 @@ class RankedCandidate:
         return ranked_caption(self.rank, self.seed, self.score)
 
 
+@dataclass
+class Selection:
+    """A selection as written: its folder and every candidate's record, best first."""
+
+    out_dir: Path
+    """The folder holding candidates/, ranked/, scores.json and the contact sheet."""
+    candidates: list[RankedCandidate]
+    """Every candidate, best first (as in scores.json)."""
+    keep: int
+    """How many of the best are in ranked/."""
+
+    @property
+    def best(self) -> RankedCandidate:
+        """The top-ranked candidate."""
+        return self.candidates[0]
+
+    @property
+    def ranked(self) -> list[RankedCandidate]:
+        """The candidates kept in ranked/, best first."""
+        return self.candidates[: self.keep]
+
+    def path(self, candidate: RankedCandidate) -> Path:
+        """Where a candidate's image is."""
+        return self.out_dir / candidate.file
+
+
 def matches_text(score: int) -> str:
     """A correspondence score in words: "1 match", "12 matches"."""
     return f"{score} match" if score == 1 else f"{score} matches"
@@ -81,11 +107,11 @@ def write_selection(
     scores: Sequence[int],
     keep: int,
     scene: Scene | None = None,
-) -> list[RankedCandidate]:
+) -> Selection:
     """Write candidates/, ranked/ (the top `keep`), scores.json and a ranked contact sheet
     (headed by the scene's target and references when given), replacing `out_dir` as a whole
     only once everything is written. A candidate is an image, or the PNG file it is already
-    written to (copied, not encoded again)."""
+    written to (copied, not encoded again). Returns what it wrote."""
     order = rank(scores)
     records = [
         RankedCandidate(seeds[i], int(scores[i]), position + 1, layout.candidate_file(seeds[i]))
@@ -111,19 +137,17 @@ def write_selection(
         if scene is not None:
             sheet = stacked([scene_row(scene), sheet])
         save_image(sheet, staging / layout.CONTACT_SHEET_FILENAME)
-    return records
+    return Selection(Path(out_dir), records, min(keep, len(records)))
 
 
 def report_selection(
-    out: Path,
-    records: list[RankedCandidate],
-    keep: int,
+    selection: Selection,
     seconds: float,
     stages: dict[str, float] | None = None,
 ) -> None:
     """Say how fast the candidates came (by stage, when given), where they and the best
     one are, and when no candidate matched at all, so that the order means nothing."""
-    best = records[0]
+    out, records, best = selection.out_dir, selection.candidates, selection.best
     rate = 60 * len(records) / max(seconds, 1e-9)
     split = ", ".join(f"{name.replace('_', ' ')} {t:.1f} s" for name, t in (stages or {}).items())
     count = f"{len(records)} candidate" + ("s" if len(records) != 1 else "")
@@ -131,7 +155,7 @@ def report_selection(
         f"Sampled and ranked {count} in {seconds:.1f} s ({rate:.1f}/min)"
         + (f": {split}" if split else "")
     )
-    print(f"Completions: {out} ({count}, top {min(keep, len(records))} in ranked/)")
+    print(f"Completions: {out} ({count}, top {selection.keep} in ranked/)")
     print(f"Best completion: {out / best.file} (seed {best.seed}, {matches_text(best.score)})")
     if best.score == 0:
         print(

@@ -9,7 +9,7 @@ import yaml
 
 import realfill.benchmark as benchmark_command
 from realfill.benchmark import main
-from realfill.evaluate import load_metric_settings
+from realfill.evaluation.harness import load_metric_settings
 from realfill.selection import SelectionSettings
 
 REPO = Path(__file__).resolve().parents[2]

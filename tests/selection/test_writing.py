@@ -10,6 +10,7 @@ from realfill.data import load_scene
 from realfill.selection.writing import (
     MISSING_COLOUR,
     RankedCandidate,
+    Selection,
     report_selection,
     write_selection,
 )
@@ -23,7 +24,7 @@ def test_candidates_given_as_files_are_copied_byte_for_byte_and_images_are_encod
     written = tmp_path / "staged.png"
     noise(0).save(written, compress_level=9)  # not the level write_selection encodes at
     out = tmp_path / "completions"
-    records = write_selection(out, [written, noise(1)], seeds=[3, 4], scores=[1, 5], keep=1)
+    records = write_selection(out, [written, noise(1)], [3, 4], [1, 5], keep=1).candidates
 
     assert [(r.seed, r.rank) for r in records] == [(4, 1), (3, 2)]
     assert (out / "candidates" / "seed00003.png").read_bytes() == written.read_bytes()
@@ -59,11 +60,11 @@ def records(*scores: int) -> list[RankedCandidate]:
 
 def test_the_report_names_the_best_completion_and_says_when_nothing_matched(capsys):
     out = Path("run/completions")
-    report_selection(out, records(12, 3), keep=4, seconds=6.0)
+    report_selection(Selection(out, records(12, 3), keep=2), seconds=6.0)
     shown = capsys.readouterr().out
     assert "Sampled and ranked 2 candidates in 6.0 s (20.0/min)" in shown
     assert f"Best completion: {out / 'candidates/seed00000.png'} (seed 0, 12 matches)" in shown
     assert "No candidate" not in shown
 
-    report_selection(out, records(0, 0), keep=4, seconds=6.0)
+    report_selection(Selection(out, records(0, 0), keep=2), seconds=6.0)
     assert "No candidate's fill matched the references" in capsys.readouterr().out
