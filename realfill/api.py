@@ -19,6 +19,8 @@ from typing import Any
 
 from realfill import layout
 from realfill.callbacks import CompleteTarget, SaveLoRA
+from realfill.callbacks.records import first_callback
+from realfill.callbacks.run_config import SaveRunConfig
 from realfill.cli import run_command
 from realfill.evaluation.backbones import MetricSuite
 from realfill.evaluation.harness import (
@@ -30,7 +32,7 @@ from realfill.evaluation.harness import (
 )
 from realfill.evaluation.report import write_report
 from realfill.evaluation.results import CandidateResult, benchmark_scenes, scene_results
-from realfill.fit import RealFillCLI, SaveRunConfig
+from realfill.fit import RealFillCLI
 from realfill.fit import fit as fit_command
 from realfill.io import check_writable_folder
 from realfill.sample import SampleCLI
@@ -90,11 +92,6 @@ def config_flags(config: PathLike | Sequence[PathLike]) -> list[str]:
     return [flag for path in paths for flag in ("--config", str(path))]
 
 
-def callback_of(callbacks: Sequence[object], kind: type) -> Any:
-    """The first callback of a kind, or None."""
-    return next((callback for callback in callbacks if isinstance(callback, kind)), None)
-
-
 def fit(
     config: PathLike | Sequence[PathLike],
     scene_dir: PathLike | None = None,
@@ -108,7 +105,8 @@ def fit(
     flags += as_flags({"data.scene_dir": scene_dir, "trainer.default_root_dir": run_dir})
     cli, _ = run_command(RealFillCLI, fit_command, SaveRunConfig, flags)
     callbacks = cli.trainer.callbacks
-    save_lora, complete = callback_of(callbacks, SaveLoRA), callback_of(callbacks, CompleteTarget)
+    save_lora = first_callback(callbacks, SaveLoRA)
+    complete = first_callback(callbacks, CompleteTarget)
     return FitResult(
         run_dir=Path(cli.trainer.default_root_dir).resolve(),
         lora_dir=save_lora.saved_to if save_lora else None,
