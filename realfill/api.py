@@ -1,8 +1,10 @@
 """The commands as Python functions, for notebooks and scripts: `fit`, `sample` and `evaluate`.
 
 Each does what its command does, with the same configs and settings, and returns what it
-made instead of printing where it is: a problem with the input raises a `RealFillError` (the
-command's one-line error) rather than ending the process.
+made. A problem with the input raises the error the command prints as its one line (a
+`RealFillError`, or Lightning's verdict on trainer settings) rather than ending the process;
+flags the config parser cannot read (an unknown key, a value of the wrong type) end as the
+command's do, with its usage and `SystemExit(2)`.
 
     from realfill.api import fit
     run = fit("configs/tiny.yaml", scene_dir="examples/motorcycle", run_dir="runs/tiny")

@@ -110,6 +110,19 @@ def library_warnings_ignored() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def user_errors_unwrapped() -> Iterator[None]:
+    """Raise the user-facing error behind an exception raised inside (see `user_error`) in
+    its place: config parsing wraps the error a class raises when it is built in its own."""
+    try:
+        yield
+    except Exception as error:
+        reason = user_error(error)
+        if reason is None or reason is error:
+            raise
+        raise reason from error
+
+
 def run_command(
     cli_class: type[SceneCLI],
     command: Callable[[SceneCLI], Result],
@@ -126,7 +139,7 @@ def run_command(
     module = sys.modules[command.__module__]
     name = module.__spec__.name if module.__spec__ else module.__name__  # not "__main__"
     help_text = {"prog": f"python -m {name}", "description": module.__doc__}
-    with library_warnings_ignored():
+    with library_warnings_ignored(), user_errors_unwrapped():
         cli = cli_class(
             RealFillModule,
             SceneDataModule,

@@ -5,6 +5,11 @@ import runpy
 import shutil
 from pathlib import Path
 
+import pytest
+
+from realfill.api import fit
+from realfill.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
 SHORT_SIDE = 96
 """A small scene keeps the fit and the evaluation fast."""
@@ -44,3 +49,14 @@ def test_a_script_fits_samples_and_evaluates_through_the_python_api(motorcycle_b
     report = made["report"]
     assert report.summary.is_file() and "| realfill |" in report.summary.read_text()
     assert {result.method for result in report.candidates} == {"realfill"}
+
+
+def test_a_setting_the_command_refuses_raises_its_one_line_error(tmp_path):
+    """Not the config parser's wrapping of it, and not an exit: a script can catch it."""
+    expected = "^CompleteTarget: seed and match_margin must be >= 0, got -5 and 0$"
+    with pytest.raises(ConfigError, match=expected):
+        fit(
+            REPO / "configs" / "tiny.yaml",
+            run_dir=tmp_path,
+            overrides={"trainer.callbacks.seed": -5},
+        )
