@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from realfill import layout
 from realfill.baselines import IMAGE_BASELINES, write_completion
 from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_prompt
 from realfill.cli import HelpFormatter, exit_on_user_error
-from realfill.evaluate import load_metric_settings, warn_unavailable
 from realfill.evaluation.backbones import MetricSuite
+from realfill.evaluation.harness import load_metric_settings, warn_unavailable
 from realfill.evaluation.report import write_report
 from realfill.evaluation.results import (
-    COMPLETIONS,
     BenchmarkError,
     CandidateResult,
     benchmark_scenes,
@@ -46,7 +46,9 @@ def complete_scene(method: str, options: argparse.Namespace, scene_dir: Path, ro
     """Write `<root>/completions/` for one method on one scene."""
     if method in IMAGE_BASELINES:
         scene = load_evaluation_scene(scene_dir)
-        write_completion(root / COMPLETIONS, IMAGE_BASELINES[method]().complete(scene), scene)
+        write_completion(
+            root / layout.COMPLETIONS_DIRNAME, IMAGE_BASELINES[method]().complete(scene), scene
+        )
         return
     sampling = {k: getattr(options, k) for k in ("num_samples", "keep", "num_inference_steps")}
     run: Callable = run_realfill if method == "realfill" else run_prompt_only
@@ -86,7 +88,7 @@ def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[
     key = {
         "settings": asdict(suite.settings),
         "unavailable": sorted(suite.unavailable),
-        "completions": fingerprint(root / COMPLETIONS),
+        "completions": fingerprint(root / layout.COMPLETIONS_DIRNAME),
     }
     cached = cached_scores(cache, key)
     if cached is not None:
@@ -115,7 +117,7 @@ def run(options: argparse.Namespace) -> Path:
     for scene_dir in scenes:
         for method in options.methods:
             root = options.out / method / scene_dir.name
-            if (root / COMPLETIONS / "scores.json").is_file():
+            if (root / layout.COMPLETIONS_DIRNAME / layout.SCORES_FILENAME).is_file():
                 print(f"{scene_dir.name} / {method}: completions exist, skipped")
             else:
                 start = time.perf_counter()

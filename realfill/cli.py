@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -18,12 +18,16 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf.errors import InterpolationResolutionError
 
+from realfill import layout
 from realfill.callbacks.progress import StepProgressBar
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
 from realfill.modules.settings import moved_settings
+
+Result = TypeVar("Result")
+"""What a command returns."""
 
 
 class SceneCLI(LightningCLI):
@@ -140,37 +144,74 @@ def check_config_files(args: list[str]) -> None:
         read_text(path, ConfigError)
 
 
-def run_cli(
+@contextmanager
+def library_warnings_ignored() -> Iterator[None]:
+    """Leave out warnings of the libraries' own doing, with nothing for a user to act on."""
+    with warnings.catch_warnings():
+        # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+        # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
+        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument")
+        # LightningCLI warns when given args in a process with command-line arguments of its own,
+        # which is what the Python API (`realfill.api`) does inside a script or the benchmark.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        yield
+
+
+@contextmanager
+def user_errors_unwrapped() -> Iterator[None]:
+    """Raise the user-facing error behind an exception raised inside (see `user_error`) in
+    its place: config parsing wraps the error a class raises when it is built in its own."""
+    try:
+        yield
+    except Exception as error:
+        reason = user_error(error)
+        if reason is None or reason is error:
+            raise
+        raise reason from error
+
+
+def run_command(
     cli_class: type[SceneCLI],
-    command: Callable[[SceneCLI], None],
+    command: Callable[[SceneCLI], Result],
     save_config_callback: type[SaveConfigCallback] | None,
     args: list[str] | None,
-) -> SceneCLI:
-    """Parse the command line into `cli_class` and run `command` on it.
+) -> tuple[SceneCLI, Result]:
+    """Parse the command line into `cli_class`, run `command` on it and return both; a problem
+    with the user's input raises (the Python API's way; `run_cli` makes it one line).
 
     Configs are merged first and interpolated after (`omegaconf+`), and docstrings become
-    `--help` text, headed by the command's module docstring. A problem with the user's input
-    ends with one line on stderr and exit code 2, never a traceback.
+    `--help` text, headed by the command's module docstring.
     """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     module = sys.modules[command.__module__]
     name = module.__spec__.name if module.__spec__ else module.__name__  # not "__main__"
     help_text = {"prog": f"python -m {name}", "description": module.__doc__}
-    with exit_on_user_error(), warnings.catch_warnings():
+    with library_warnings_ignored(), user_errors_unwrapped():
         check_config_files(sys.argv[1:] if args is None else list(args))
-        # Lightning 2.6 warns of its own use of torch's deprecated LeafSpec: nothing to act on.
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-        # diffusers passes huggingface_hub a deprecated, ignored argument when it downloads.
-        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument")
         cli = cli_class(
             RealFillModule,
             SceneDataModule,
             save_config_callback=save_config_callback,
+            save_config_kwargs={"config_filename": layout.CONFIG_FILENAME},
             parser_kwargs={"parser_mode": "omegaconf+", **help_text},
             parser_class=SceneParser,
             args=args,
             run=False,
             auto_configure_optimizers=False,  # RealFillModule configures its own
         )
-        command(cli)
+        return cli, command(cli)
+
+
+def run_cli(
+    cli_class: type[SceneCLI],
+    command: Callable[[SceneCLI], object],
+    save_config_callback: type[SaveConfigCallback] | None,
+    args: list[str] | None,
+) -> SceneCLI:
+    """Parse the command line into `cli_class` and run `command` on it (see `run_command`). A
+    problem with the user's input ends with one line on stderr and exit code 2, never a
+    traceback."""
+    with exit_on_user_error():
+        cli, _ = run_command(cli_class, command, save_config_callback, args)
     return cli

@@ -8,76 +8,13 @@ is reported as unavailable and the others still run.
 """
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from realfill.api import evaluate
 from realfill.cli import HelpFormatter, exit_on_user_error
-from realfill.evaluation.backbones import LABELS, MetricSettings, MetricSuite
-from realfill.evaluation.report import write_report
-from realfill.evaluation.results import (
-    BenchmarkError,
-    CandidateResult,
-    benchmark_scenes,
-    load_yaml,
-    scene_results,
-)
-from realfill.evaluation.results import evaluate_scene as score_scene
-from realfill.io import check_writable_folder
-
-
-def load_metric_settings(path: Path | None, overrides: dict[str, str | None]) -> MetricSettings:
-    """Settings from a YAML file (its `metrics:` section, or the whole mapping), then the
-    command line's non-empty overrides."""
-    values: dict = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise BenchmarkError(f"{path}: metrics config not found")
-        loaded = load_yaml(path) or {}
-        values = loaded.get("metrics", loaded) if isinstance(loaded, dict) else None
-        if not isinstance(values, dict):
-            raise BenchmarkError(f"{path}: expected a mapping of metric settings")
-    values |= {key: value for key, value in overrides.items() if value is not None}
-    try:
-        return MetricSettings.from_mapping(values)
-    except (TypeError, ValueError) as error:
-        raise BenchmarkError(f"{path}: {error}") from error
-
-
-def warn_unavailable(suite: MetricSuite) -> None:
-    """One stderr line per metric that cannot be computed here."""
-    for metric, reason in suite.unavailable.items():
-        print(f"realfill: warning: {LABELS[metric]} unavailable ({reason})", file=sys.stderr)
-
-
-def evaluate_benchmark(
-    benchmark: Path, results: dict[str, Path], suite: MetricSuite
-) -> list[CandidateResult]:
-    """Scored candidates of every scene of the benchmark, for every method's results folder."""
-    scenes = benchmark_scenes(benchmark)
-    return [
-        result
-        for method, folder in results.items()
-        for scene in scenes
-        for result in score_scene(scene, folder, method, suite)
-    ]
-
-
-def method_names(folders: Sequence[Path]) -> list[str]:
-    """A name per results folder: its own name, or, for folders that share one, as many of
-    their parents' names as it takes to tell them apart (`exp1/realfill`, `exp2/realfill`)."""
-    parts = [Path(folder).resolve().parts[1:] for folder in folders]  # no root
-    depths = [1] * len(parts)
-    while True:
-        names = ["/".join(p[-depth:]) for p, depth in zip(parts, depths, strict=True)]
-        shared = {name for name in names if names.count(name) > 1}
-        if not shared:
-            return names
-        grow = [i for i, name in enumerate(names) if name in shared and depths[i] < len(parts[i])]
-        if not grow:
-            raise BenchmarkError(f"a results folder is given twice: {sorted(shared)}")
-        for i in grow:
-            depths[i] += 1
+from realfill.evaluation.harness import DEFAULT_REPORT_DIR, method_names
+from realfill.evaluation.results import BenchmarkError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,21 +59,13 @@ def main(args: Sequence[str] | None = None) -> Path:
             )
         if len(set(methods)) != len(methods):
             raise BenchmarkError(f"--method names must differ, got {methods}")
-        overrides = {
+        metrics = {
             key: getattr(options, key)
             for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device")
         }
-        settings = load_metric_settings(options.metrics_config, overrides)
         results = dict(zip(methods, options.results, strict=True))
-        for scene_dir in benchmark_scenes(options.benchmark):  # before the networks load
-            for folder in results.values():
-                scene_results(scene_dir, folder)
-        out = options.out or Path("report")
-        check_writable_folder(out, "--out")
-        suite = MetricSuite(settings)
-        warn_unavailable(suite)
-        scored = evaluate_benchmark(options.benchmark, results, suite)
-        summary = write_report(scored, suite.unavailable, out)
+        out = options.out or DEFAULT_REPORT_DIR
+        summary = evaluate(options.benchmark, results, out, options.metrics_config, metrics).summary
     print(f"Report: {summary.resolve()}")
     return summary
 

@@ -10,37 +10,12 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import SaveConfigCallback
 
+from realfill.callbacks.run_config import SaveRunConfig
 from realfill.cli import SceneCLI, run_cli
 from realfill.errors import ConfigError
-from realfill.io import check_writable_folder, write_text
+from realfill.io import check_writable_folder
 from realfill.modules.realfill import check_compile_mode, check_training_precision
-
-
-class SaveRunConfig(SaveConfigCallback):
-    """Writes the resolved config to `<run dir>/config.yaml`, the run's single record. The run
-    dir and the scene are recorded as absolute paths, so that `realfill.sample --config
-    <run dir>/config.yaml` finds them from any working directory.
-
-    It is written when fit starts, once the module, the callbacks and a resumed checkpoint have
-    been checked and loaded, and atomically: a fit refused before that (a checkpoint whose LoRA
-    does not fit the config) leaves the run's earlier record as it was. `RealFillCLI` makes this
-    the first callback, so that the others' `on_fit_start` (`WandbReport`) read the new one.
-    """
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        """Nothing: Lightning's would write the config to the log dir, before any check."""
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            run_dir = Path(trainer.default_root_dir)
-            config = self.config.clone()
-            del config["ckpt_path"]
-            config.trainer.default_root_dir = str(run_dir.resolve())
-            config.data.scene_dir = str(Path(config.data.scene_dir).resolve())
-            write_text(self.parser.dump(config), run_dir / self.config_filename)
-
 
 CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
 """`--ckpt_path` values that Lightning resolves itself rather than read as a file."""
@@ -110,12 +85,6 @@ class RealFillCLI(SceneCLI):
         check_training_precision(config.trainer.precision)
         check_accumulation(config.trainer.accumulate_grad_batches)
         check_compile_mode(config.model.compile.mode, config.trainer.accumulate_grad_batches)
-
-    def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The trainer, with `SaveRunConfig` first among its callbacks (see there)."""
-        trainer = super().instantiate_trainer(**kwargs)
-        trainer.callbacks.sort(key=lambda callback: not isinstance(callback, SaveRunConfig))
-        return trainer
 
 
 def remove_empty_log_dirs(trainer: Trainer) -> None:

@@ -6,7 +6,6 @@ each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
 import importlib
-import inspect
 import json
 import shutil
 import sys
@@ -20,13 +19,22 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
-from realfill.callbacks.completion import CompleteTarget
+from realfill import layout
 from realfill.callbacks.lora import SaveLoRA
-from realfill.callbacks.selection import SELECTION_ENTRIES, rank_share, write_selection
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder, save_images, write_json
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
+from realfill.selection import (
+    Selection,
+    SelectionSettings,
+    composited_completions,
+    rank_share,
+    report_selection,
+    score_candidates,
+    write_selection,
+)
+from realfill.selection.settings import SELECTION_KEYS
 
 PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
@@ -42,18 +50,13 @@ def prints_and_exits(arg: str) -> bool:
     return len(option) > 2 and any(name.startswith(option) for name in PRINT_AND_EXIT_OPTIONS)
 
 
-SELECTION_KEYS = [
-    name for name in inspect.signature(CompleteTarget.__init__).parameters if name != "self"
-]
-
-
 class CandidateSampler(L.LightningModule):
     """Prediction wrapper: a batch of seeds in, composited and scored candidates out."""
 
     def __init__(
         self,
         model: RealFillModule,
-        selection: CompleteTarget,
+        selection: SelectionSettings,
         scene: Scene,
         resolution: int,
         seeds: list[int],
@@ -79,7 +82,7 @@ class CandidateSampler(L.LightningModule):
         mine = rank_share(self.seeds, self.global_rank, self.trainer.world_size)
         if not mine:
             return DataLoader([torch.empty(0, dtype=torch.long)], batch_size=None)
-        return DataLoader(torch.tensor(mine), batch_size=self.selection.sampling["batch_size"])
+        return DataLoader(torch.tensor(mine), batch_size=self.selection.batch_size)
 
     def predict_step(self, seeds: torch.Tensor, batch_idx: int) -> list[dict]:
         """The batch's candidates, composited and scored (a compiled denoiser samples the
@@ -87,10 +90,12 @@ class CandidateSampler(L.LightningModule):
         seeds = [int(seed) for seed in seeds]
         if not seeds:
             return []
-        images = self.selection.candidates(
-            self.model, self.scene, seeds, self.resolution, progress=False
+        selection = self.selection
+        images = composited_completions(
+            self.model, self.scene, seeds, self.resolution, selection, progress=False
         )
-        scores = self.selection.scores(images, self.scene, progress=False)
+        matcher = selection.ranking_matcher()
+        scores = score_candidates(images, self.scene, matcher, selection.match_margin, False)
         return [
             {"seed": s, "image": im, "score": sc}
             for s, im, sc in zip(seeds, images, scores, strict=True)
@@ -129,21 +134,19 @@ def is_callback(callback, callback_class: type) -> bool:
         return False
 
 
-LORA_DIRNAME = inspect.signature(SaveLoRA).parameters["dirname"].default
-"""Where `SaveLoRA` writes the LoRA by default, under the run dir."""
-
-
 def run_lora_dirname(config: Namespace) -> str:
     """The folder the run's `SaveLoRA` wrote the LoRA to, under the run dir."""
     for callback in config.trainer.callbacks or []:
         if is_callback(callback, SaveLoRA):
-            return getattr(callback.init_args or Namespace(), "dirname", None) or LORA_DIRNAME
-    return LORA_DIRNAME
+            return (
+                getattr(callback.init_args or Namespace(), "dirname", None) or layout.LORA_DIRNAME
+            )
+    return layout.LORA_DIRNAME
 
 
 def run_selection_settings(parser, args: list[str]) -> dict:
-    """The settings of the `CompleteTarget` callback in the configs `args` name (the run's),
-    read by a quiet first parse; none if they do not parse (the real parse says why)."""
+    """The selection settings of the `CompleteTarget` callback in the configs `args` name (the
+    run's), read by a quiet first parse; none if they do not parse (the real parse says why)."""
     quiet = [arg for arg in args if not prints_and_exits(arg)]
     exit_on_error, parser.exit_on_error = parser.exit_on_error, False
     try:
@@ -154,7 +157,7 @@ def run_selection_settings(parser, args: list[str]) -> dict:
         parser.exit_on_error = exit_on_error
     settings: dict = {}
     for callback in config.trainer.callbacks or []:
-        if is_callback(callback, CompleteTarget):
+        if is_callback(callback, SelectionSettings):  # CompleteTarget, or one derived from it
             for key, value in vars(callback.init_args or {}).items():
                 if key in SELECTION_KEYS:
                     settings[key] = value.as_dict() if isinstance(value, Namespace) else value
@@ -180,7 +183,7 @@ class SampleCLI(SceneCLI):
         self.config.trainer.use_distributed_sampler = False  # CandidateSampler shares the seeds
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_class_arguments(CompleteTarget, None)
+        parser.add_class_arguments(SelectionSettings, None)
         parser.add_argument(
             "--lora",
             type=str | None,
@@ -204,15 +207,16 @@ def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
     return seeds, files, scores
 
 
-def run(cli: SampleCLI) -> None:
-    """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0."""
+def run(cli: SampleCLI) -> Selection | None:
+    """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0,
+    which returns the selection (the other ranks None)."""
     config, trainer = cli.config, cli.trainer
     run_dir = Path(trainer.default_root_dir)
-    selection = CompleteTarget(**{key: cli.config_init[key] for key in SELECTION_KEYS})
+    selection = SelectionSettings(**{key: cli.config_init[key] for key in SELECTION_KEYS})
     check_resolution("resolution", selection.resolution, cli.model.base_model)
     cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
     out = Path(config.out or run_dir / selection.dirname)
-    check_replaceable(out, SELECTION_ENTRIES)
+    check_replaceable(out, layout.SELECTION_ENTRIES)
     check_writable_folder(out.parent, "--out" if config.out else "dirname")
     staging = out.parent / f".{out.name}-samples"
     if trainer.is_global_zero:
@@ -220,10 +224,8 @@ def run(cli: SampleCLI) -> None:
         staging.mkdir(parents=True)
     trainer.strategy.barrier()
     datamodule = cli.datamodule
-    seeds = list(range(selection.seed, selection.seed + selection.num_samples))
-    sampler = CandidateSampler(
-        cli.model, selection, datamodule.scene, selection.resolution or datamodule.resolution, seeds
-    )
+    resolution = selection.resolution or datamodule.resolution
+    sampler = CandidateSampler(cli.model, selection, datamodule.scene, resolution, selection.seeds)
     trainer.callbacks.append(CandidateWriter(staging))
     start = time.perf_counter()
     try:
@@ -232,12 +234,14 @@ def run(cli: SampleCLI) -> None:
         if trainer.is_global_zero:
             predicted = time.perf_counter()
             seeds, files, scores = collect(staging)
-            records = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
+            written = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
             stages = {
                 "sampling_and_ranking": predicted - start,
                 "writing": time.perf_counter() - predicted,
             }
-            selection.report(out, records, time.perf_counter() - start, stages)
+            report_selection(written, time.perf_counter() - start, stages)
+            return written
+        return None
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
         if trainer.is_global_zero:
             shutil.rmtree(staging, ignore_errors=True)

@@ -12,11 +12,11 @@ import torch
 import yaml
 from PIL import Image
 
-from realfill.callbacks import CompleteTarget
 from realfill.cli import run_cli
 from realfill.fit import main as fit
 from realfill.sample import CandidateSampler, SampleCLI, collect, prints_and_exits
 from realfill.sample import main as sample
+from realfill.selection import SelectionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_SAMPLING = ["--num_inference_steps=2", "--batch_size=3"]
@@ -264,7 +264,7 @@ def test_dirname_names_the_output_folder_under_the_run_dir(run_dir):
 def test_a_process_left_without_seeds_gets_one_empty_batch_and_draws_nothing():
     """Under DDP Lightning refuses a process an empty loader; with fewer seeds than processes
     (`--num_samples 1` on two GPUs) the idle one must still take part, drawing nothing."""
-    sampler = CandidateSampler(None, CompleteTarget(batch_size=4), None, 64, seeds=[3, 4, 5])
+    sampler = CandidateSampler(None, SelectionSettings(batch_size=4), None, 64, seeds=[3, 4, 5])
     shares = []
     for rank in range(4):
         sampler.trainer = SimpleNamespace(global_rank=rank, world_size=4)
@@ -285,7 +285,7 @@ def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(mon
         TinyStableDiffusionInpainting(seed=0),
         compile=CompileSettings(sampling=True, backend="eager"),
     )
-    selection = CompleteTarget(batch_size=2, num_inference_steps=2)
+    selection = SelectionSettings(batch_size=2, num_inference_steps=2)
     scene = load_scene(REPO / "examples" / "motorcycle")
     sampler = CandidateSampler(model, selection, scene, 32, seeds=[0, 1, 2])
     sampler.trainer = SimpleNamespace(global_rank=0, world_size=1)

@@ -8,9 +8,9 @@ from PIL import Image
 
 from realfill.baselines.classical import OpenCVInpaint
 from realfill.baselines.geometric import GeometricBaseline
-from realfill.callbacks.matchers import Matcher, SIFTMatcher
-from realfill.callbacks.selection import RankedCandidate, score_candidates, write_selection
 from realfill.data import Scene
+from realfill.selection.matchers import Matcher, SIFTMatcher
+from realfill.selection.writing import Selection, score_candidates, write_selection
 
 IMAGE_BASELINES = {"geometric": GeometricBaseline, "opencv": OpenCVInpaint}
 """Deterministic baselines that complete a scene in one call, by method name."""
@@ -21,7 +21,7 @@ CompleteTarget's default)."""
 
 def write_completion(
     out: Path, completion: Image.Image, scene: Scene, matcher: Matcher | None = None
-) -> list[RankedCandidate]:
+) -> Selection:
     """Write one deterministic completion as candidate seed 0, selected, with its
     correspondence score: `candidates/`, `ranked/`, `scores.json`, `contact_sheet.png`."""
     scores = score_candidates([completion], scene, matcher or SIFTMatcher(), MATCH_MARGIN, False)

@@ -1,19 +1,18 @@
-"""The diffusion methods of a benchmark, run through the project's own commands: RealFill
-(`realfill.fit`, then `realfill.sample`) and the prompt-only baseline (the base model with no
-adaptation: a fit of zero steps leaves the LoRA at its zero initialisation, then `sample` with
-a hand-written prompt and classifier-free guidance)."""
+"""The diffusion methods of a benchmark, run through the project's Python API: RealFill
+(`fit`, then `sample`) and the prompt-only baseline (the base model with no adaptation: a fit
+of zero steps leaves the LoRA at its zero initialisation, then `sample` with a hand-written
+prompt and classifier-free guidance)."""
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from unittest.mock import patch
 
 import yaml
 
+from realfill import layout
+from realfill.api import as_flags, fit, sample
 from realfill.errors import SceneError
-from realfill.fit import main as fit_main
 from realfill.io import read_text, write_text
-from realfill.sample import main as sample_main
+from realfill.selection import Selection
 
 FIT_ONLY_CALLBACKS = [{"class_path": "realfill.callbacks.SaveLoRA"}]
 """Callbacks of a benchmark fit: only the LoRA export (sampling is its own stage)."""
@@ -25,33 +24,26 @@ PROMPT_GUIDANCE_SCALE = 7.5
 """Classifier-free guidance of the prompt-only baseline (stock SD inpainting's default)."""
 
 
-def flags(settings: dict) -> list[str]:
-    """The non-None settings as `--key=value` command-line flags."""
-    return [f"--{key}={value}" for key, value in settings.items() if value is not None]
-
-
 def fit_then_sample(
     configs: Sequence[Path],
     scene_dir: Path,
     run_dir: Path,
     out: Path,
     fit_args: Sequence[str],
-    sample_args: Sequence[str],
-) -> None:
+    sampling: dict,
+) -> Selection | None:
     """Fit the LoRA on the scene into `run_dir` (the configs' callbacks replaced by the LoRA
     export alone), then sample, rank and select into `out` with the configs as given: the
-    selection settings are their `CompleteTarget`'s (matcher included), then `sample_args`."""
+    selection settings are their `CompleteTarget`'s (matcher included), then `sampling`'s."""
     preset = run_dir / "benchmark-preset.yaml"
     write_text(yaml.safe_dump({"trainer": {"callbacks": FIT_ONLY_CALLBACKS}}), preset)
-    config_flags = [flag for path in configs for flag in ("--config", str(path))]
     run_flags = [
         f"--data.scene_dir={scene_dir}",
         f"--trainer.default_root_dir={run_dir}",
         *fit_args,
     ]
-    with patch.object(sys, "argv", sys.argv[:1]):  # the commands read only the args given
-        fit_main([*config_flags, "--config", str(preset), *run_flags])
-        sample_main([*config_flags, *run_flags, f"--out={out}", *sample_args])
+    fit([*configs, preset], overrides=run_flags)
+    return sample(configs, out=out, overrides=[*run_flags, *as_flags(sampling)])
 
 
 def scene_prompt(scene_dir: Path) -> str:
@@ -69,8 +61,8 @@ def run_realfill(
     sampling: dict,
 ) -> Path:
     """RealFill on one scene: completions in `<root>/completions/`, the run in `<root>/run/`."""
-    out = root / "completions"
-    fit_then_sample(configs, scene_dir, root / "run", out, fit_args, flags(sampling))
+    out = root / layout.COMPLETIONS_DIRNAME
+    fit_then_sample(configs, scene_dir, root / "run", out, fit_args, sampling)
     return out
 
 
@@ -83,7 +75,7 @@ def run_prompt_only(
     guidance_scale: float = PROMPT_GUIDANCE_SCALE,
 ) -> Path:
     """The base model, prompted with the scene's description, no fine-tuning."""
-    out = root / "completions"
+    out = root / layout.COMPLETIONS_DIRNAME
     prompt = f"--model.prompt={scene_prompt(scene_dir)}"
     fit_then_sample(
         configs,
@@ -91,6 +83,6 @@ def run_prompt_only(
         root / "run",
         out,
         [*fit_args, "--trainer.max_steps=0", prompt],
-        flags(sampling | {"guidance_scale": guidance_scale}),  # the prompt is a fit flag too
+        sampling | {"guidance_scale": guidance_scale},  # the prompt is a fit flag too
     )
     return out

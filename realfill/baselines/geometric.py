@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from realfill.baselines.classical import inpaint
-from realfill.callbacks.compositing import check_feathering, composite
-from realfill.callbacks.matchers import Matcher, SIFTMatcher
 from realfill.data import Scene
+from realfill.selection.compositing import check_feathering, composite
+from realfill.selection.matchers import Matcher, SIFTMatcher
 
 MIN_HOMOGRAPHY_MATCHES = 4
 """A homography needs at least four point pairs."""

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 
+from realfill import layout
 from realfill.callbacks.checkpoint import stopped_on_request
 from realfill.io import check_replaceable
 from realfill.modules.lora_io import LORA_WEIGHTS_NAME
@@ -19,13 +20,16 @@ class SaveLoRA(L.Callback):
     Stock diffusers loads it unchanged: `Pipeline.from_pretrained(base).load_lora_weights(dir)`.
     """
 
-    def __init__(self, dirname: str = "lora") -> None:
+    def __init__(self, dirname: str = layout.LORA_DIRNAME) -> None:
         """
         Args:
             dirname: Folder under the run dir (trainer.default_root_dir) to write the LoRA to.
         """
         self.dirname = dirname
         self._saved = False
+        self.saved_to: Path | None = None
+        """The folder the last fit wrote the LoRA to (on global rank zero), for the callbacks
+        after this one and the Python API."""
 
     def lora_dir(self, trainer: L.Trainer) -> Path:
         return Path(trainer.default_root_dir) / self.dirname
@@ -37,6 +41,7 @@ class SaveLoRA(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         self._saved = False
+        self.saved_to = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         self.save(trainer, pl_module)
@@ -58,4 +63,5 @@ class SaveLoRA(L.Callback):
         self._saved = True
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
+            self.saved_to = self.lora_dir(trainer).resolve()
             print(f"LoRA{note}: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")

@@ -1,22 +1,20 @@
 """Sample the same few seeds every N optimizer steps, to watch a fit converge."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from PIL import Image
 
-from realfill.callbacks.completion import (
-    check_sampling_scheduler,
-    composited_completions,
-    sampling_settings,
-)
-from realfill.callbacks.contact_sheet import contact_sheet
+from realfill import layout
+from realfill.callbacks.completion import check_sampling_scheduler
 from realfill.callbacks.wandb import wandb_loggers
 from realfill.errors import ConfigError
 from realfill.io import check_writable_folder, save_image
 from realfill.modules.realfill import RealFillModule, check_resolution
+from realfill.selection import SamplingSettings, composited_completions, contact_sheet
 
 
 def sample_captions(step: int, seeds: Sequence[int]) -> list[str]:
@@ -29,7 +27,8 @@ def rng_devices(device: torch.device) -> list[torch.device]:
     return [device] if device.type == "cuda" else []
 
 
-class PeriodicSampling(L.Callback):
+@dataclass(eq=False)
+class PeriodicSampling(SamplingSettings, L.Callback):
     """Every `every_n_steps` optimizer steps, completes the target with a fixed set of seeds.
 
     The seeds never change, so sheets from different steps show the same draws and differ only
@@ -38,64 +37,31 @@ class PeriodicSampling(L.Callback):
     samples are logged (key `key`) to every `WandbLogger` in `trainer.loggers`. Only global rank
     zero samples; the other ranks wait for it at their next gradient synchronisation. Sampling
     runs on a fork of the global random state (CPU and the module's CUDA device), so training
-    draws the same random numbers with or without this callback.
+    draws the same random numbers with or without this callback. Its sampling settings
+    are the fields of `SamplingSettings`.
     """
 
-    def __init__(
-        self,
-        every_n_steps: int = 250,
-        seeds: Sequence[int] = (0, 1, 2, 3),
-        num_inference_steps: int = 50,
-        scheduler: str | None = None,
-        guidance_scale: float | None = None,
-        batch_size: int = 4,
-        resolution: int | None = None,
-        feather_dilation: int = 1,
-        feather_blur: int = 1,
-        dirname: str = "samples",
-        key: str = "samples",
-    ) -> None:
-        """
-        Args:
-            every_n_steps: Sample after every this many optimizer steps (not at step 0).
-            seeds: The fixed seeds sampled each time; the same seeds make sheets comparable.
-            num_inference_steps: Denoising steps per sample (fewer than for the final
-                completions: these only show progress).
-            scheduler: diffusers scheduler class used for sampling; default the base model's
-                (DDPM; flow-matching Euler for Flux Fill).
-            guidance_scale: Classifier-free guidance, 1 turning it off as in the paper (the
-                distilled guidance for Flux Fill); default the base model's (1; Flux Fill's
-                training guidance).
-            batch_size: Samples drawn together.
-            resolution: Shorter side of the sampling size; default the data's training
-                resolution.
-            feather_dilation: Pixels the mask is dilated by before compositing.
-            feather_blur: Box-blur radius of the compositing mask's edge; at most
-                feather_dilation, so that the blur never reaches into the hole.
-            dirname: Folder under the run dir for the contact sheets.
-            key: Name the samples are logged under in W&B.
-        """
-        if every_n_steps < 1:
-            raise ConfigError(f"PeriodicSampling: every_n_steps must be >= 1, got {every_n_steps}")
-        if len(seeds) == 0:
+    every_n_steps: int = 250
+    """Sample after every this many optimizer steps (not at step 0)."""
+    seeds: Sequence[int] = (0, 1, 2, 3)
+    """The fixed seeds sampled each time; the same seeds make sheets comparable."""
+    num_inference_steps: int = 50
+    """Denoising steps per sample (fewer than for the final completions: these only show
+    progress)."""
+    dirname: str = layout.SAMPLES_DIRNAME
+    """Folder under the run dir for the contact sheets."""
+    key: str = "samples"
+    """Name the samples are logged under in W&B."""
+
+    def __post_init__(self) -> None:
+        if self.every_n_steps < 1:
+            raise ConfigError(
+                f"PeriodicSampling: every_n_steps must be >= 1, got {self.every_n_steps}"
+            )
+        if len(self.seeds) == 0:
             raise ConfigError("PeriodicSampling: seeds must name at least one seed")
-        self.sampling = sampling_settings(
-            "PeriodicSampling",
-            num_inference_steps,
-            scheduler,
-            guidance_scale,
-            batch_size,
-            resolution,
-            feather_dilation,
-            feather_blur,
-        )
-        self.every_n_steps = every_n_steps
-        self.seeds = [int(seed) for seed in seeds]
-        self.resolution = resolution
-        self.feather_dilation = feather_dilation
-        self.feather_blur = feather_blur
-        self.dirname = dirname
-        self.key = key
+        super().__post_init__()
+        self.seeds = [int(seed) for seed in self.seeds]
         self._last_sampled_step: int | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: RealFillModule, stage: str) -> None:
@@ -104,7 +70,7 @@ class PeriodicSampling(L.Callback):
         `every_n_steps` steps of training, they would stop the fit there."""
         if stage == "fit":
             check_writable_folder(self.sheet_path(trainer, 0).parent, "PeriodicSampling")
-            check_sampling_scheduler(pl_module, self.sampling["scheduler"])
+            check_sampling_scheduler(pl_module, self.scheduler)
             check_resolution("PeriodicSampling: resolution", self.resolution, pl_module.base_model)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
@@ -133,20 +99,14 @@ class PeriodicSampling(L.Callback):
         datamodule = trainer.datamodule
         fork = torch.random.fork_rng(devices=rng_devices(pl_module.device))
         with fork, trainer.precision_plugin.forward_context():
+            resolution = self.resolution or datamodule.resolution
             return composited_completions(
-                pl_module,
-                datamodule.scene,
-                self.seeds,
-                self.resolution or datamodule.resolution,
-                self.feather_dilation,
-                self.feather_blur,
-                progress=False,
-                **self.sampling,
+                pl_module, datamodule.scene, self.seeds, resolution, self, progress=False
             )
 
     def sheet_path(self, trainer: L.Trainer, step: int) -> Path:
         """Where the contact sheet of `step` goes."""
-        return Path(trainer.default_root_dir) / self.dirname / f"step{step:06d}.png"
+        return Path(trainer.default_root_dir) / self.dirname / layout.sheet_file(step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: RealFillModule, outputs, batch, batch_idx: int

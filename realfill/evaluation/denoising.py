@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from realfill import layout
 from realfill.data import resized_conditioning
 from realfill.data.datamodule import PIXEL_SCALE, pil_to_tensor
 from realfill.modules.base_model import InpaintingBaseModel
@@ -85,9 +86,9 @@ def run_hole_error(
 
     model = StableDiffusionInpainting(base_model)
     if run_dir is not None:
-        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        config = yaml.safe_load(layout.run_config(Path(run_dir)).read_text())
         model.add_lora(LoraSettings(**config["model"]["lora"]))
-        model.load_lora(Path(run_dir) / "lora")
+        model.load_lora(Path(run_dir) / layout.LORA_DIRNAME)
     target = Path(scene_dir) / "target"
     images = [Image.open(target / name) for name in ("target.png", "mask.png", "gt.png")]
     return hole_denoising_error(model.eval(), *images, prompt=prompt, resolution=resolution)

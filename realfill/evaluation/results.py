@@ -12,22 +12,17 @@ Results (what `realfill.sample`, `CompleteTarget` and the baselines write)::
 """
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from tqdm.auto import tqdm
 
+from realfill import layout
 from realfill.data import Scene, load_image, load_scene
 from realfill.errors import RealFillError
 from realfill.evaluation.backbones import MetricSuite
 from realfill.io import read_text, write_json
-
-COMPLETIONS = "completions"
-"""Folder of a scene's results that holds its candidates."""
-RANKED_NAME = re.compile(r"rank(\d+)_seed(\d+)\.png")
-"""File names in ranked/: rank and seed of a selected candidate."""
 
 
 class BenchmarkError(RealFillError):
@@ -84,7 +79,7 @@ def load_evaluation_scene(scene_dir: Path) -> Scene:
 
 def read_scores(completions: Path) -> list[dict]:
     """The records of scores.json, or a one-line error naming the file."""
-    path = completions / "scores.json"
+    path = completions / layout.SCORES_FILENAME
     if not path.is_file():
         raise BenchmarkError(f"{path}: missing (no completions; run realfill.sample or a baseline)")
     try:
@@ -99,10 +94,10 @@ def read_scores(completions: Path) -> list[dict]:
 
 def selected_seeds(completions: Path) -> set[int]:
     """Seeds of the candidates in ranked/ (the selection)."""
-    ranked = completions / "ranked"
+    ranked = completions / layout.RANKED_DIRNAME
     if not ranked.is_dir():
         raise BenchmarkError(f"{ranked}: missing (no selected completions)")
-    matches = (RANKED_NAME.fullmatch(p.name) for p in ranked.iterdir())
+    matches = (layout.RANKED_NAME.fullmatch(p.name) for p in ranked.iterdir())
     return {int(m.group(2)) for m in matches if m}
 
 
@@ -110,7 +105,7 @@ def scene_results(scene_dir: Path, results: Path) -> tuple[Scene, Path, list[dic
     """A scene with its ground truth and a method's completions of it (their folder, score
     records and selected seeds), or a one-line error naming what is missing or malformed."""
     scene = load_evaluation_scene(scene_dir)
-    completions = Path(results) / scene.name / COMPLETIONS
+    completions = Path(results) / scene.name / layout.COMPLETIONS_DIRNAME
     return scene, completions, read_scores(completions), selected_seeds(completions)
 
 

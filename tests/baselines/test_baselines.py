@@ -75,7 +75,7 @@ def test_a_prompt_that_is_not_utf8_is_one_error_naming_it(tmp_path):
 
 
 def test_a_run_folder_under_a_file_is_one_error_before_the_fit(tmp_path, monkeypatch):
-    monkeypatch.setattr(diffusion, "fit_main", lambda *_: pytest.fail("the fit ran"))
+    monkeypatch.setattr(diffusion, "fit", lambda *_: pytest.fail("the fit ran"))
     blocker = tmp_path / "afile"
     blocker.write_text("not a folder")
     run_dir = blocker / "realfill" / "scene" / "run"

@@ -1,34 +1,12 @@
-"""What the end-of-fit selection tells the user."""
+"""What the end-of-fit selection refuses before training."""
 
 import os
-from pathlib import Path
 
 import pytest
 
-from realfill.callbacks import CompleteTarget
-from realfill.callbacks.selection import RankedCandidate
 from realfill.errors import ConfigError, OutputError
 from realfill.io import check_writable_folder
 from realfill.modules.realfill import check_resolution
-
-
-def records(*scores: int) -> list[RankedCandidate]:
-    return [
-        RankedCandidate(seed, score, rank + 1, f"candidates/seed{seed:05d}.png")
-        for rank, (seed, score) in enumerate(enumerate(scores))
-    ]
-
-
-def test_the_report_names_the_best_completion_and_says_when_nothing_matched(capsys):
-    out = Path("run/completions")
-    CompleteTarget().report(out, records(12, 3), seconds=6.0)
-    shown = capsys.readouterr().out
-    assert "Sampled and ranked 2 candidates in 6.0 s (20.0/min)" in shown
-    assert f"Best completion: {out / 'candidates/seed00000.png'} (seed 0, 12 matches)" in shown
-    assert "No candidate" not in shown
-
-    CompleteTarget().report(out, records(0, 0), seconds=6.0)
-    assert "No candidate's fill matched the references" in capsys.readouterr().out
 
 
 def test_a_sampling_resolution_the_denoiser_cannot_take_is_refused(tiny_base):

@@ -7,9 +7,9 @@ import pytest
 from safetensors.torch import load_file
 
 from realfill.callbacks import PeriodicSampling, periodic
-from realfill.callbacks.contact_sheet import contact_sheet
 from realfill.callbacks.periodic import sample_captions
 from realfill.errors import RealFillError
+from realfill.selection.contact_sheet import contact_sheet
 
 SHORT_FIT = {
     "trainer": {"max_steps": 4, "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]},

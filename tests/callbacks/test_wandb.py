@@ -9,7 +9,7 @@ import pytest
 import wandb
 from wandb.proto import wandb_internal_pb2
 
-from realfill.callbacks.wandb import ranked_captions
+from realfill.selection import RankedCandidate
 
 REPO = Path(__file__).resolve().parents[2]
 WANDB_PRESET = str(REPO / "configs" / "logger" / "wandb.yaml")
@@ -82,8 +82,8 @@ def flushed_records(path: Path, timeout: float = 60.0) -> list[wandb_internal_pb
 
 
 def test_captions_carry_rank_seed_and_score():
-    assert ranked_captions([{"rank": 1, "seed": 12, "score": 40}]) == ["#1 seed 12: 40 matches"]
-    assert ranked_captions([{"rank": 2, "seed": 3, "score": 1}]) == ["#2 seed 3: 1 match"]
+    assert RankedCandidate(12, 40, 1, "seed12.png").caption == "#1 seed 12: 40 matches"
+    assert RankedCandidate(3, 1, 2, "seed3.png").caption == "#2 seed 3: 1 match"
 
 
 def test_offline_run_keeps_images_table_config_and_lora_artifact(fit_tiny, monkeypatch):
@@ -123,3 +123,12 @@ def test_disabled_wandb_fits_and_writes_nothing(fit_tiny, monkeypatch, mode):
     run_dir = fit_tiny("run", fast, extra=("--config", WANDB_PRESET))
     assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert not list(run_dir.glob("wandb/*run-*"))
+
+
+def test_settings_that_named_files_to_read_back_are_one_line_hints():
+    """The report takes the selection, the LoRA and the config in memory now."""
+    from realfill.callbacks import WandbReport
+    from realfill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^WandbReport: lora_dirname is no longer read: "):
+        WandbReport(lora_dirname="lora")

@@ -9,8 +9,8 @@ import yaml
 
 import realfill.benchmark as benchmark_command
 from realfill.benchmark import main
-from realfill.callbacks import CompleteTarget
-from realfill.evaluate import load_metric_settings
+from realfill.evaluation.harness import load_metric_settings
+from realfill.selection import SelectionSettings
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {
@@ -23,7 +23,7 @@ FAST = {
                     "keep": 1,
                     "num_inference_steps": 2,
                     "matcher": {
-                        "class_path": "realfill.callbacks.SIFTMatcher",
+                        "class_path": "realfill.selection.SIFTMatcher",
                         "init_args": {"max_side": 96},
                     },
                 },
@@ -55,13 +55,14 @@ def test_benchmark_completes_evaluates_and_resumes(
         "--trainer.max_steps=2",
     ]
     matchers = []
-    scores = CompleteTarget.scores
+    ranking_matcher = SelectionSettings.ranking_matcher
 
-    def recording_scores(self, *args, **kwargs):
-        matchers.append((type(self.matcher).__name__, self.matcher.max_side))
-        return scores(self, *args, **kwargs)
+    def recording_matcher(self):
+        matcher = ranking_matcher(self)
+        matchers.append((type(matcher).__name__, matcher.max_side))
+        return matcher
 
-    monkeypatch.setattr(CompleteTarget, "scores", recording_scores)
+    monkeypatch.setattr(SelectionSettings, "ranking_matcher", recording_matcher)
     summary = main(args)
     assert set(matchers) == {("SIFTMatcher", 96)}  # the config's matcher ranked every method
     for method, count in (("realfill", 2), ("prompt_only", 2)):

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from realfill import evaluate
-from realfill.callbacks.selection import write_selection
+from realfill import api
 from realfill.data import load_scene
 from realfill.evaluate import main, method_names
 from realfill.evaluation.results import (
@@ -21,6 +20,7 @@ from realfill.evaluation.results import (
     read_scores,
     save_candidate_results,
 )
+from realfill.selection.writing import write_selection
 
 
 def write_results(benchmark: Path, results: Path) -> None:
@@ -71,7 +71,7 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_code_2(
     broken, motorcycle_benchmark, tmp_path, capsys, monkeypatch
 ):
     """Found before the metric networks load (downloads, hub retries)."""
-    monkeypatch.setattr(evaluate, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
     benchmark = tmp_path / "benchmark"
     shutil.copytree(motorcycle_benchmark, benchmark)
     results = tmp_path / "results"
@@ -153,7 +153,7 @@ def test_a_yaml_file_that_cannot_be_read_is_one_error_naming_it(tmp_path):
 def test_an_out_that_cannot_be_written_stops_before_the_metrics_load(
     blocked, motorcycle_benchmark, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr(evaluate, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
     results = tmp_path / "results"
     write_results(motorcycle_benchmark, results)
     out = tmp_path / "report"

@@ -11,7 +11,6 @@ import torch
 import yaml
 from PIL import Image
 
-from realfill.callbacks.compositing import composite, feather_mask, mask_to_tensor
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ModelLoadError
 from realfill.modules import (
@@ -22,6 +21,7 @@ from realfill.modules import (
 )
 from realfill.modules.lora_io import LORA_WEIGHTS_NAME
 from realfill.modules.sdxl import StableDiffusionXLFamily
+from realfill.selection.compositing import composite, feather_mask, mask_to_tensor
 
 REPO = Path(__file__).resolve().parents[2]
 RESOLUTION = 32

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from realfill.callbacks.compositing import mask_to_tensor
-from realfill.callbacks.matchers import Matcher
+from realfill.selection.compositing import mask_to_tensor
+from realfill.selection.matchers import Matcher
 
 
 def scoring_region(mask: Image.Image, margin: int) -> torch.Tensor:

@@ -7,16 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from realfill.callbacks.compositing import composite
-from realfill.callbacks.matchers import LoFTRMatcher, SIFTMatcher
-from realfill.callbacks.ranking import (
+from realfill.data import load_scene
+from realfill.errors import ModelLoadError
+from realfill.selection.compositing import composite
+from realfill.selection.matchers import LoFTRMatcher, SIFTMatcher
+from realfill.selection.ranking import (
     correspondence_scores,
     count_in_region,
     rank,
     scoring_region,
 )
-from realfill.data import load_scene
-from realfill.errors import ModelLoadError
 
 EXAMPLE_SCENE = Path(__file__).resolve().parents[2] / "examples" / "motorcycle"
 
@@ -127,3 +127,12 @@ def test_a_reference_too_small_to_describe_scores_nothing_and_the_others_still_c
         [scene.ground_truth], scene.mask, [*scene.references, strip], matcher
     )
     assert both == alone and alone[0] > 0
+
+
+def test_matchers_keep_their_old_config_paths():
+    """Configs written before the selection package name `realfill.callbacks.SIFTMatcher`."""
+    import realfill.callbacks
+    import realfill.selection
+
+    assert realfill.callbacks.SIFTMatcher is realfill.selection.SIFTMatcher
+    assert realfill.callbacks.LoFTRMatcher is realfill.selection.LoFTRMatcher

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from realfill.callbacks.contact_sheet import contact_sheet, fit_caption, grid_shape
+from realfill.selection.contact_sheet import contact_sheet, fit_caption, grid_shape
 
 WHITE = (255, 255, 255)
 

@@ -8,14 +8,14 @@ import torch
 from PIL import Image, ImageFilter
 
 from realfill.baselines import GeometricBaseline
-from realfill.callbacks.compositing import (
+from realfill.errors import ConfigError
+from realfill.selection.compositing import (
     FeatheredComposite,
     check_feathering,
     composite,
     feather_mask,
     mask_to_tensor,
 )
-from realfill.errors import ConfigError
 
 HEIGHT, WIDTH = 24, 32
 
