@@ -27,6 +27,16 @@ EXAMPLE_SCENE = REPO / "examples" / "motorcycle"
 SHARED_SCENES = REPO.parent / "shared" / "scenes"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked `gpu` where there is no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(no_gpu)
+
+
 @pytest.fixture(autouse=True)
 def forget_compiled_code():
     """Drop torch.compile's caches after each test. They are per code object, whatever the
