@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+import yaml
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
@@ -24,7 +25,7 @@ from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
-from realfill.modules.settings import moved_settings
+from realfill.modules.settings import migrate_flat_settings, moved_settings
 
 Result = TypeVar("Result")
 """What a command returns."""
@@ -65,10 +66,26 @@ def moved_key_hint(message: str) -> str:
 
 
 class SceneParser(LightningArgumentParser):
-    """The commands' parser: an error about a setting that moved also names its new key."""
+    """The commands' parser: a config file of an earlier version (flat `model.*` keys that are
+    now grouped, as in an old run dir's config.yaml) is read with its keys moved, and an error
+    about a setting that moved on the command line names its new key."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         super().error(message + moved_key_hint(message), ex)
+
+    def _load_config_parser_mode(self, content: str, path="", *args, **kwargs):
+        config = yaml.safe_load(content) if content.strip() else None
+        if isinstance(config, dict) and migrate_flat_settings(config):
+            told = self.__dict__.setdefault("_told_migrated", set())
+            if path not in told:  # the commands may parse a config twice
+                told.add(path)
+                print(
+                    f"realfill: {path or 'a config'} is an earlier version's: its flat model "
+                    "settings are read as model.compile.* and model.optimization.*",
+                    file=sys.stderr,
+                )
+            content = yaml.safe_dump(config, sort_keys=False)
+        return super()._load_config_parser_mode(content, path, *args, **kwargs)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -86,3 +86,24 @@ def moved_settings() -> dict[str, str]:
     moved = {f"compile_{f.name}": f"compile.{f.name}" for f in dataclasses.fields(CompileSettings)}
     moved |= {f.name: f"optimization.{f.name}" for f in dataclasses.fields(OptimizationSettings)}
     return {f"model.{old}": f"model.{new}" for old, new in moved.items()}
+
+
+def migrate_flat_settings(config: dict) -> list[str]:
+    """Move, in place, the flat `model.*` keys of earlier versions' configs (a run dir's
+    `config.yaml` written before the settings were grouped) to their groups; return the old
+    keys found. A key already set in its group keeps the group's value."""
+    model = config.get("model")
+    if not isinstance(model, dict):
+        return []
+    found = []
+    for old, new in moved_settings().items():
+        key = old.removeprefix("model.")
+        if key not in model:
+            continue
+        group, _, field = new.removeprefix("model.").partition(".")
+        value = model.pop(key)
+        settings = model.setdefault(group, {})
+        if isinstance(settings, dict):
+            settings.setdefault(field, value)
+        found.append(old)
+    return found

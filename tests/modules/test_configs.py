@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from realfill.fit import main
+from realfill.modules.settings import migrate_flat_settings
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -31,3 +32,27 @@ def test_config_prints_complete_without_loading_the_model(name, capsys):
     assert base_model["class_path"] == BASE_MODEL_CONFIGS[name]
     assert config["data"]["resolution"] > 0 and config["trainer"]["max_steps"] > 0
     assert "lora" in config["model"] and "rank" in config["model"]["lora"]
+
+
+def test_flat_settings_of_earlier_versions_move_to_their_groups():
+    config = {
+        "model": {
+            "compile_denoiser": True,
+            "denoiser_learning_rate": 1e-3,
+            "warmup_steps": 7,
+            "optimization": {"warmup_steps": 9},
+            "prompt": "a photo of sks",
+        }
+    }
+    moved = migrate_flat_settings(config)
+    assert set(moved) == {
+        "model.compile_denoiser",
+        "model.denoiser_learning_rate",
+        "model.warmup_steps",
+    }
+    assert config["model"] == {
+        "compile": {"denoiser": True},
+        "optimization": {"denoiser_learning_rate": 1e-3, "warmup_steps": 9},
+        "prompt": "a photo of sks",
+    }
+    assert migrate_flat_settings({"trainer": {}}) == []
