@@ -32,9 +32,8 @@ def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
 def candidate_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
     """One generator per candidate, seeded by it, on the device that samples: every noise
     draw (initial latents, each DDPM step's noise) is made there. With CPU generators the host
-    draws each step's noise and copies it over, 0.93 ms per candidate and step in the H200
-    sampling profile of 2026-11-28 (15 ms per step at batch 16), time in which an accelerator
-    that has caught up waits."""
+    draws each step's noise and copies it over, time in which an accelerator that has caught
+    up waits (measured in docs/performance.md)."""
     return [torch.Generator(device).manual_seed(seed) for seed in seeds]
 
 
@@ -111,8 +110,8 @@ def in_frozen_dtype(base_model: InpaintingBaseModel) -> Iterator[None]:
 def eager(model: nn.Module) -> Iterator[None]:
     """Run every module of `model` eagerly for the duration, whatever was compiled in place
     (`nn.Module.compile`, as `compile_for_training` does), and compiled after. Training's graphs
-    do not fit sampling (no gradients, other shapes, adapters merged): recompiling them cost 76
-    s for the repeated blocks on an H200, for no faster sampling."""
+    do not fit sampling (no gradients, other shapes, adapters merged): recompiling them costs
+    more than a minute on a GPU, for no faster sampling."""
     compiled = {m: m._compiled_call_impl for m in model.modules() if m._compiled_call_impl}
     try:
         for module in compiled:

@@ -17,7 +17,7 @@ class CompileSettings:
 
     denoiser: bool = False
     """torch.compile the denoiser when fit starts: faster steps after a compilation of a few
-    minutes (2 to 4.5 on an H200); the same loss."""
+    minutes (docs/performance.md); the same loss."""
     regional: bool = False
     """With `denoiser` on, compile only the denoiser's repeated blocks (diffusers' regional
     compilation: its transformer blocks, adapters included) instead of the whole denoiser: a
