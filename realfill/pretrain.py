@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,13 @@ class PretrainSettings:
     """Decay of the UNet weights' moving average, which is what is saved."""
     prompt_dropout: float = 0.1
     """Probability of training a sample with the empty prompt (as RealFill does)."""
+    unet_precision: Literal["32-true", "bf16-mixed"] = "32-true"
+    """The UNet stage's arithmetic: "bf16-mixed" runs its matmuls and convolutions in bf16
+    under autocast, weights, optimizer and moving average staying fp32 (1.4x faster steps on
+    a CPU with AVX-512 bf16 instructions; without them bf16 is emulated, use "32-true")."""
+    channels_last: bool = False
+    """Store the UNet's and autoencoder's convolution weights channels-last (NHWC) during the
+    UNet stage, which the CPU's bf16 convolutions need to be fast."""
 
     def __post_init__(self) -> None:
         counts = ("autoencoder_steps", "low_resolution_steps", "full_resolution_steps")
@@ -217,13 +225,17 @@ def train_unet(
         optimizer, lambda step: warmup_cosine(step, settings.warmup_steps, total)
     )
     masks = TrainingMaskConfig()
+    bf16 = settings.unet_precision == "bf16-mixed"
     recent: list[float] = []
     bar = tqdm(range(total), desc="unet", unit="step")
     for step in bar:
         low = step < settings.low_resolution_steps
         size = settings.resolution // 2 if low else settings.resolution
         pixels, prompts = pretraining_batch(photos, settings.batch_size, size, generator)
-        loss = inpainting_loss(model, pixels, prompts, masks, settings.prompt_dropout, generator)
+        with torch.autocast(pixels.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = inpainting_loss(
+                model, pixels, prompts, masks, settings.prompt_dropout, generator
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -242,8 +254,8 @@ def save_model(model: StableDiffusionFamily, out: Path, record: dict) -> None:
     """Write the diffusers folder (UNet and autoencoder weights in fp16, loaded back as fp32 by
     diffusers; the small text encoder in fp32) and `pretraining.json`, the settings and
     figures of the run. It replaces `out` only once complete, and only an earlier model."""
-    model.unet.to(torch.float16)
-    model.vae.to(torch.float16)
+    for component in (model.unet, model.vae):  # safetensors stores contiguous tensors only
+        component.to(dtype=torch.float16, memory_format=torch.contiguous_format)
     pipe = StableDiffusionInpaintPipeline(
         vae=model.vae,
         text_encoder=model.text_encoder,
@@ -272,6 +284,9 @@ def pretrain(out: Path, settings: PretrainSettings) -> Path:
     crop_psnr = train_autoencoder(model.vae, photos, settings, generator)
     scaling, autoencoder_psnr = measure_autoencoder(model.vae, photos, settings, generator)
     model.vae.register_to_config(scaling_factor=scaling)
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
+    model.unet.to(memory_format=memory_format)
+    model.vae.to(memory_format=memory_format)
     unet_loss = train_unet(model, photos, settings, generator)
     record = {
         "settings": asdict(settings),

@@ -43,9 +43,14 @@ def test_pretraining_never_sees_the_evaluation_pair():
     assert not set(BUNDLED_PHOTOS) & set(EXCLUDED)
 
 
-def test_pretrain_writes_a_folder_the_plugin_loads(tmp_path):
+@pytest.mark.parametrize(
+    "arithmetic",
+    [(), ("--unet_precision=bf16-mixed", "--channels_last=true")],
+    ids=["fp32", "bf16-channels-last"],
+)
+def test_pretrain_writes_a_folder_the_plugin_loads(tmp_path, arithmetic):
     out = tmp_path / "model"
-    pretrain([f"--out={out}", *QUICK])
+    pretrain([f"--out={out}", *QUICK, *arithmetic])
     base = StableDiffusionInpainting(str(out))
     image = torch.zeros(1, 3, 32, 32)
     assert base.encode_images(image).shape == (1, 4, 8, 8)
