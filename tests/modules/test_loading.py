@@ -7,10 +7,18 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from diffusers import AutoencoderKL
 
-from realfill.errors import ModelLoadError
+from realfill.errors import ConfigError, ModelLoadError
 from realfill.fit import main
-from realfill.modules import TinyStableDiffusionInpainting
+from realfill.modules import (
+    FluxFillInpainting,
+    StableDiffusionXLInpainting,
+    TinyFluxFillInpainting,
+    TinyStableDiffusionInpainting,
+    TinyStableDiffusionXLInpainting,
+)
 from realfill.modules.loading import PIPELINE_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +147,29 @@ def test_a_refusal_ends_the_fit_command_in_one_line_and_exit_2(
         f"{channels} input channels; an inpainting model (9 channels: latents, mask, "
         "masked-image latents) is needed"
     )
+
+
+# ---- SDXL -----------------------------------------------------------------------------------
+
+
+def test_sdxl_takes_the_vae_of_vae_name_or_path_and_keeps_it_in_fp32(saved_twin, tmp_path):
+    saved = saved_twin(TinyStableDiffusionXLInpainting).copy(tmp_path)
+    torch.manual_seed(1)
+    replacement = AutoencoderKL.from_config(AutoencoderKL.load_config(saved.vae))
+    replacement.save_pretrained(saved.vae)
+    base = StableDiffusionXLInpainting(**saved.arguments(StableDiffusionXLInpainting))
+    loaded = base.vae.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in replacement.state_dict().items())
+    base.cast_frozen(torch.bfloat16)
+    assert base.vae.dtype == torch.float32 and base.unet.dtype == torch.bfloat16
+
+
+# ---- Flux Fill ------------------------------------------------------------------------------
+
+
+def test_flux_loads_its_weights_in_load_dtype(saved_twin):
+    arguments = saved_twin(TinyFluxFillInpainting).arguments(FluxFillInpainting)
+    base = FluxFillInpainting(**{**arguments, "load_dtype": "bfloat16"})
+    assert base.transformer.dtype == torch.bfloat16 and base.text_encoder_2.dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="load_dtype must name a torch dtype, got 'bf16'"):
+        FluxFillInpainting(**{**arguments, "load_dtype": "bf16"})
