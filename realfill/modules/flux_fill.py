@@ -24,7 +24,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokeniz
 
 from realfill.errors import ConfigError, ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel, prompt_tokens
-from realfill.modules.loading import load_components
+from realfill.modules.loading import load_components, naming_the_checkpoint
 from realfill.modules.lora_io import PEFT_KEYS, TEXT_ENCODER_KEYS
 
 PATCH = 2
@@ -223,4 +223,5 @@ class FluxFillInpainting(FluxFillFamily):
         components = load_components(
             FluxFillComponents, pretrained_model_name_or_path, revision, variant, dtype
         )
-        super().__init__(components, guidance, max_sequence_length)
+        with naming_the_checkpoint(pretrained_model_name_or_path):
+            super().__init__(components, guidance, max_sequence_length)

@@ -19,11 +19,12 @@ from diffusers.pipelines.stable_diffusion_xl.pipeline_output import (
     StableDiffusionXLPipelineOutput,
 )
 from peft import LoraConfig
+from safetensors import SafetensorError
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning
-from realfill.modules.loading import first_line, load_components
+from realfill.modules.loading import load_components, load_failure, naming_the_checkpoint
 from realfill.modules.lora_io import TEXT_ENCODER_KEYS, load_adapters
 from realfill.modules.stable_diffusion import StableDiffusionComponents, StableDiffusionFamily
 
@@ -218,9 +219,9 @@ def load_vae(source: str) -> AutoencoderKL:
     """Load a VAE that replaces the checkpoint's, with a one-line error that names it."""
     try:
         return AutoencoderKL.from_pretrained(source)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(
-            f"cannot load the VAE {source!r} ({first_line(error)}). Point "
+            f"cannot load the VAE {source!r} ({load_failure(error)}). Point "
             "model.base_model.init_args.vae_name_or_path at a local diffusers VAE folder, or set "
             "it to null to use the checkpoint's own vae/"
         ) from error
@@ -254,4 +255,5 @@ class StableDiffusionXLInpainting(StableDiffusionXLFamily):
         components = load_components(
             StableDiffusionXLComponents, pretrained_model_name_or_path, revision, variant, **given
         )
-        super().__init__(components, vae_in_fp32)
+        with naming_the_checkpoint(pretrained_model_name_or_path):
+            super().__init__(components, vae_in_fp32)

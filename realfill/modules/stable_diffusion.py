@@ -14,7 +14,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
 from realfill.modules.base_model import Conditioning, InpaintingBaseModel
-from realfill.modules.loading import load_components
+from realfill.modules.loading import load_components, naming_the_checkpoint
 from realfill.modules.loading import (
     scheduler_class as scheduler_class,
 )  # realfill.callbacks' import
@@ -119,8 +119,8 @@ class StableDiffusionInpainting(StableDiffusionFamily):
             revision: Hub revision (branch, tag or commit).
             variant: Weight file variant, e.g. "fp16".
         """
-        super().__init__(
-            load_components(
-                StableDiffusionComponents, pretrained_model_name_or_path, revision, variant
-            )
+        components = load_components(
+            StableDiffusionComponents, pretrained_model_name_or_path, revision, variant
         )
+        with naming_the_checkpoint(pretrained_model_name_or_path):
+            super().__init__(components)

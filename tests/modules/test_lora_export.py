@@ -2,6 +2,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable
 
 import numpy as np
 import pytest
@@ -46,22 +47,26 @@ def stock_sample(pipe, base: InpaintingBaseModel, target, mask, seeds, prompt) -
 DENOISERS = ("unet", "transformer")
 
 
-def realign(pipe) -> None:
-    """Copy every weight into freshly allocated memory.
+def realign(components: Iterable[object]) -> None:
+    """Copy every weight of the torch modules among `components` into freshly allocated memory.
 
     Weights loaded from safetensors can sit at addresses the CPU matrix kernels do not align
     to, which changes float rounding (measured: 7e-7 in one UNet output, one pixel off by one
-    after sampling). The values are unchanged; only their placement matches ours.
+    after sampling). The values are unchanged; only their placement matches a model built in
+    code. Both sides of a comparison get it: a plug-in may load its base model from a folder.
     """
-    for component in pipe.components.values():
+    for component in components:
         if isinstance(component, torch.nn.Module):
             for param in component.parameters():
                 param.data = param.data.clone()
 
 
-def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin, tmp_path):
+def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(
+    contract_plugin, tmp_path
+):
     torch.manual_seed(0)
-    module = RealFillModule(plugin.build())
+    module = RealFillModule(contract_plugin.build())
+    realign([module])
     with torch.no_grad():  # a trained-looking adapter
         for name, param in module.named_parameters():
             if "lora_B" in name:
@@ -79,13 +84,15 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin
         for im in module.generate(target, mask, seeds, merge_adapters=False, **SAMPLING)
     ]
 
-    plugin.build().pipeline().save_pretrained(tmp_path / "base")
-    stock = plugin.stock_pipeline.from_pretrained(tmp_path / "base", **plugin.stock_load_arguments)
+    contract_plugin.build().pipeline().save_pretrained(tmp_path / "base")
+    stock = contract_plugin.stock_pipeline.from_pretrained(
+        tmp_path / "base", **contract_plugin.stock_load_arguments
+    )
     stock.set_progress_bar_config(disable=True)
     base = module.base_model
     base_only = stock_sample(stock, base, target, mask, seeds, module.prompt)
     stock.load_lora_weights(tmp_path / "lora")
-    realign(stock)
+    realign(stock.components.values())
     with_lora = stock_sample(stock, base, target, mask, seeds, module.prompt)
     # we sample with the denoiser's LoRA folded in, as stock `fuse_lora` does
     stock.fuse_lora(components=[c for c in stock._lora_loadable_modules if c in DENOISERS])
@@ -98,15 +105,15 @@ def test_saved_lora_loads_into_stock_diffusers_and_reproduces_our_samples(plugin
         assert np.array_equal(mine, theirs)
 
 
-def test_saved_lora_loads_back_into_a_fresh_model(plugin, tmp_path):
+def test_saved_lora_loads_back_into_a_fresh_model(contract_plugin, tmp_path):
     torch.manual_seed(0)
-    module = RealFillModule(plugin.build())
+    module = RealFillModule(contract_plugin.build())
     with torch.no_grad():
         for name, param in module.named_parameters():
             if "lora_B" in name:
                 param.normal_(0.0, 0.05)
     module.save_lora(tmp_path / "lora")
-    fresh = RealFillModule(plugin.build())
+    fresh = RealFillModule(contract_plugin.build())
     fresh.base_model.load_lora(tmp_path / "lora")
     trained = dict(module.named_parameters())
     for name, param in fresh.named_parameters():

@@ -55,12 +55,14 @@ def quiet_trainer(root: Path, **settings) -> L.Trainer:
     )
 
 
-def test_a_few_training_steps_on_scene_batches_move_the_adapters(base, scene_dir, tmp_path):
+def test_a_few_training_steps_on_scene_batches_move_the_adapters(
+    contract_base, scene_dir, tmp_path
+):
     data = SceneDataModule(
         str(scene_dir), resolution=RESOLUTION, batch_size=2, num_workers=0, samples_per_epoch=4
     )
     optimization = OptimizationSettings(warmup_steps=1, denoiser_learning_rate=1e-2)
-    module = RealFillModule(base, optimization=optimization)
+    module = RealFillModule(contract_base, optimization=optimization)
     before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
     trainer = quiet_trainer(tmp_path, max_steps=STEPS)
     trainer.fit(module, datamodule=data)
@@ -80,9 +82,9 @@ def test_every_trainable_parameter_gets_a_gradient_from_one_training_loss(base):
     assert idle == []
 
 
-def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
+def test_sampled_completions_composite_onto_the_target(contract_base, scene_dir):
     scene = load_scene(scene_dir)
-    module = RealFillModule(base)
+    module = RealFillModule(contract_base)
     sampling = {"resolution": RESOLUTION, "num_inference_steps": 3}
     raw = module.generate(scene.target, scene.mask, [0, 1], progress=False, **sampling)
     assert len(raw) == 2 and not np.array_equal(np.asarray(raw[0]), np.asarray(raw[1]))
@@ -94,14 +96,15 @@ def test_sampled_completions_composite_onto_the_target(plugin, base, scene_dir):
         assert not np.array_equal(np.asarray(completed), np.asarray(scene.target))
 
 
-def test_the_family_declares_components_its_stock_pipeline_takes(plugin, base):
+def test_the_family_declares_components_its_stock_pipeline_takes(contract_plugin, contract_base):
     """What the base class derives the adapters, the LoRA file and the pipeline from: the
     denoiser is the first adapted component, every adapted one is a component, and the stock
     pipeline is built over all of them and saves LoRA files."""
+    base = contract_base
     adapted = list(base.adapted)
     assert adapted[0] == base.denoiser_name and base.denoiser is getattr(base, base.denoiser_name)
     assert set(adapted) <= set(base.component_names)
-    assert issubclass(base.pipeline_class, plugin.stock_pipeline)
+    assert issubclass(base.pipeline_class, contract_plugin.stock_pipeline)
     assert hasattr(base.pipeline_class, "save_lora_weights")
     pipeline = base.pipeline()
     assert all(pipeline.components[name] is getattr(base, name) for name in adapted)
