@@ -136,3 +136,15 @@ def test_matchers_keep_their_old_config_paths():
 
     assert realfill.callbacks.SIFTMatcher is realfill.selection.SIFTMatcher
     assert realfill.callbacks.LoFTRMatcher is realfill.selection.LoFTRMatcher
+
+
+def test_scores_are_the_same_under_a_mixed_precision_context():
+    """`realfill.sample` scores inside Lightning's predict step, which runs under bf16
+    autocast in a bf16-mixed run: matching must stay fp32 there, or half the matches go."""
+    scene = load_scene(EXAMPLE_SCENE)
+    flat = Image.new("RGB", scene.target.size, (128, 128, 128))
+    candidates = [scene.ground_truth, composite(flat, scene.target, scene.mask)]
+    expected = correspondence_scores(candidates, scene.mask, scene.references, SIFTMatcher(), 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = correspondence_scores(candidates, scene.mask, scene.references, SIFTMatcher(), 16)
+    assert mixed == expected
