@@ -76,7 +76,7 @@ class CompleteTarget(SelectionSettings, L.Callback):
         """Refuse, before training, an output folder holding files of the user's own or that
         cannot be written, and a scheduler or resolution the base model cannot sample with."""
         if stage == "fit":
-            check_replaceable(self.out_dir(trainer), layout.SELECTION_ENTRIES)
+            check_replaceable(self.out_dir(trainer), layout.SELECTION_PATTERNS)
             check_writable_folder(self.out_dir(trainer).parent, "CompleteTarget")
             check_sampling_scheduler(pl_module, self.scheduler)
             check_resolution("CompleteTarget: resolution", self.resolution, pl_module.base_model)

@@ -108,6 +108,46 @@ def test_a_scores_json_with_a_malformed_value_is_one_line_naming_the_file(tmp_pa
         read_scores(tmp_path)
 
 
+def evaluate_exit(benchmark: Path, results: Path, out: Path) -> int:
+    """The exit status of `realfill.evaluate` on one results folder (0 if it returned)."""
+    try:
+        main([f"--benchmark={benchmark}", "--results", str(results), f"--out={out}"])
+    except SystemExit as exit_info:
+        return exit_info.code
+    return 0
+
+
+def test_a_users_report_folder_is_refused_before_scoring_and_left_alone(
+    motorcycle_benchmark, tmp_path, capsys, monkeypatch
+):
+    """Defect 3: `--out D` overwrote the user's summary.md and CSVs in D."""
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    results, report = tmp_path / "results", tmp_path / "D"
+    write_results(motorcycle_benchmark, results)
+    report.mkdir()
+    (report / "summary.md").write_text("my summary")
+    (report / "motorcycle_inpaint.csv").write_text("my,table")
+    assert evaluate_exit(motorcycle_benchmark, results, report) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        f"realfill: error: {report}/motorcycle_inpaint.csv: realfill did not write it; "
+        f"choose another output folder ({report} would be replaced)"
+    ]
+    assert (report / "summary.md").read_text() == "my summary"
+
+
+def test_a_report_of_the_previous_version_is_replaced(motorcycle_benchmark, tmp_path):
+    """No manifest: replaced if its summary.json is realfill's and it holds only its names."""
+    results, report = tmp_path / "results", tmp_path / "report"
+    write_results(motorcycle_benchmark, results)
+    report.mkdir()
+    (report / "old_scene.csv").write_text("old")
+    (report / "summary.json").write_text('{"methods": {}, "scenes": [], "unavailable": {}}')
+    args = [f"--benchmark={motorcycle_benchmark}", "--results", str(results), f"--out={report}"]
+    main([*args, f"--dino_model={tmp_path / 'absent'}", f"--clip_model={tmp_path / 'absent'}"])
+    assert not (report / "old_scene.csv").exists() and (report / "summary.md").is_file()
+
+
 def test_cached_results_are_strict_json_and_keep_an_infinite_psnr(tmp_path):
     result = CandidateResult("realfill", "scene", 0, 3, 1, True, "c.png", {"psnr": math.inf})
     result.metrics["dino"] = None  # unavailable
