@@ -17,7 +17,6 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from realfill import layout
@@ -34,6 +33,7 @@ from realfill.io import (
     write_json,
 )
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
+from realfill.modules.sampling import raise_on_sigterm, stop_checked
 from realfill.selection import (
     Selection,
     SelectionSettings,
@@ -129,8 +129,7 @@ class CandidateWriter(BasePredictionWriter):
     def on_predict_batch_start(self, trainer, pl_module, *args) -> None:
         """Stop before the next batch after a SIGTERM (a job scheduler's pre-emption, `kill`):
         Lightning's handler only records it, and its predict loop never checks."""
-        if trainer.received_sigterm:
-            raise SIGTERMException()
+        raise_on_sigterm(trainer)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
         stems = [self.staging / f"seed{candidate['seed']:05d}" for candidate in prediction]
@@ -251,7 +250,8 @@ def sample_into(cli: SampleCLI, selection: SelectionSettings, out: Path) -> Sele
     trainer.callbacks.append(writer)
     start = time.perf_counter()
     try:
-        trainer.predict(sampler, return_predictions=False)
+        with stop_checked(lambda: raise_on_sigterm(trainer)):
+            trainer.predict(sampler, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             predicted = time.perf_counter()

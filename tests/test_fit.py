@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -713,3 +714,36 @@ def test_a_users_file_deep_in_the_completions_is_refused_before_training(tmp_pat
     )
     assert error.startswith(f"realfill: error: {photo}: realfill did not write it")
     assert photo.read_bytes() == b"photo"
+
+
+def test_sigterm_during_end_of_fit_sampling_exits_143_and_keeps_the_old_completions(
+    tmp_path, monkeypatch, capsys
+):
+    """Defect 4: a SIGTERM during the end-of-fit sampling was ignored and the exit code 0.
+    Now it stops at the next denoising step: exit 143, the LoRA and last.ckpt written, the
+    earlier completions kept."""
+    from realfill.callbacks import CompleteTarget
+
+    args = fast_fit(tmp_path)
+    main(args)
+    completions = tmp_path / "run" / "completions"
+    before = {p.name: p.read_bytes() for p in (completions / "candidates").iterdir()}
+    candidates = CompleteTarget.candidates
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by Lightning's handler
+        return candidates(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompleteTarget, "candidates", terminated)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--trainer.max_steps=6", "--ckpt_path=last"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert exit_info.value.code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
+    assert {p.name: p.read_bytes() for p in (completions / "candidates").iterdir()} == before
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 6
+    assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()
