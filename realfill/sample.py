@@ -1,12 +1,16 @@
 """`python -m realfill.sample --config <run dir>/config.yaml --num_samples 64 --keep 16`:
 sample many candidates from a fine-tuned run, composite, rank by correspondences, keep the best.
 
+The run is the folder of the config.yaml given (a copied run samples its own LoRA into its
+own folder), or `trainer.default_root_dir` when no run config is given.
+
 Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.strategy ddp`),
 each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
 import importlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -222,12 +226,21 @@ def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
     return seeds, files, scores
 
 
+def sample_run_dir(config: Namespace, default_root_dir: str) -> Path:
+    """The run to sample: the folder of the run config given (the last `--config` named
+    config.yaml), so that a copied run samples its own LoRA into its own folder whatever run
+    dir the config records; `trainer.default_root_dir` when no run config is given."""
+    given = [Path(os.fspath(path)) for path in config.get("config") or []]
+    runs = [path for path in given if path.name == layout.CONFIG_FILENAME]
+    return runs[-1].absolute().parent if runs else Path(default_root_dir)
+
+
 def run(cli: SampleCLI) -> Selection | None:
     """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0,
     which returns the selection (the other ranks None). Rank 0 holds the output's lock
     throughout: a second command writing the same output is refused."""
     config, trainer = cli.config, cli.trainer
-    run_dir = Path(trainer.default_root_dir)
+    run_dir = sample_run_dir(config, trainer.default_root_dir)
     selection = SelectionSettings(**{key: cli.config_init[key] for key in SELECTION_KEYS})
     check_resolution("resolution", selection.resolution, cli.model.base_model)
     out = Path(config.out or run_dir / selection.dirname)

@@ -473,3 +473,14 @@ def test_a_full_disk_while_writing_is_one_line_and_keeps_the_old_output(
     )
     assert candidate_bytes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_copied_run_samples_into_the_copy_not_the_original(run_dir, tmp_path):
+    """Defect 6: config.yaml records the absolute run dir, so sampling a copy replaced the
+    original's completions. The run dir is the folder of the config given."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("completions", "other"))
+    original = sorted(p.name for p in run_dir.iterdir())
+    sample(["--config", str(copy / "config.yaml"), *FAST_SAMPLING, "--num_samples=1"])
+    assert sorted(candidate_bytes(copy / "completions")) == [0]
+    assert sorted(p.name for p in run_dir.iterdir()) == original
