@@ -21,7 +21,7 @@ from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_pr
 from realfill.cli import HelpFormatter, exit_on_user_error
 from realfill.evaluation.backbones import MetricSuite
 from realfill.evaluation.harness import load_metric_settings, warn_unavailable
-from realfill.evaluation.report import write_report
+from realfill.evaluation.report import check_report_replaceable, write_report
 from realfill.evaluation.results import (
     BenchmarkError,
     CandidateResult,
@@ -38,8 +38,15 @@ METHODS = ("realfill", "prompt_only", "geometric", "opencv")
 """Every method the benchmark can run, in report order."""
 FIT_METHODS = ("realfill", "prompt_only")
 """The methods that run realfill.fit, and so take its `--section.key=value` flags."""
+REPORT_DIRNAME = "report"
+"""The report's folder under the benchmark's `--out`."""
 SCORES_CACHE = "metrics.json"
 """Per method and scene: the scored candidates and the metric settings they were scored with."""
+
+
+def report_dir(out: Path) -> Path:
+    """Where the benchmark's report goes under its `--out`."""
+    return Path(out) / REPORT_DIRNAME
 
 
 def complete_scene(method: str, options: argparse.Namespace, scene_dir: Path, root: Path) -> None:
@@ -111,6 +118,7 @@ def run(options: argparse.Namespace) -> Path:
         if "prompt_only" in options.methods:
             scene_prompt(scene_dir)
     check_writable_folder(options.out, "--out")
+    check_report_replaceable(report_dir(options.out))
     suite = MetricSuite(load_metric_settings(options.metrics_config, {}))
     warn_unavailable(suite)
     results: list[CandidateResult] = []
@@ -125,7 +133,7 @@ def run(options: argparse.Namespace) -> Path:
                 elapsed = time.perf_counter() - start
                 print(f"{scene_dir.name} / {method}: completed in {elapsed:.1f} s")
             results += scored(method, scene_dir, options.out, suite)
-    return write_report(results, suite.unavailable, options.out / "report")
+    return write_report(results, suite.unavailable, report_dir(options.out))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,7 +14,9 @@ from pathlib import Path
 from realfill.api import evaluate
 from realfill.cli import HelpFormatter, exit_on_user_error
 from realfill.evaluation.harness import DEFAULT_REPORT_DIR, method_names
+from realfill.evaluation.report import check_report_replaceable
 from realfill.evaluation.results import BenchmarkError
+from realfill.io import check_writable_folder
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,6 +67,8 @@ def main(args: Sequence[str] | None = None) -> Path:
         }
         results = dict(zip(methods, options.results, strict=True))
         out = options.out or DEFAULT_REPORT_DIR
+        check_writable_folder(out, "--out")
+        check_report_replaceable(out)  # before the metric networks load
         summary = evaluate(options.benchmark, results, out, options.metrics_config, metrics).summary
     print(f"Report: {summary.resolve()}")
     return summary

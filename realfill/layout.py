@@ -31,10 +31,14 @@ SCORES_FILENAME = "scores.json"
 """The candidates' records, in a selection's folder."""
 CONTACT_SHEET_FILENAME = "contact_sheet.png"
 """The ranked contact sheet, in a selection's folder."""
-SELECTION_ENTRIES = frozenset(
-    {CANDIDATES_DIRNAME, RANKED_DIRNAME, SCORES_FILENAME, CONTACT_SHEET_FILENAME}
+SELECTION_PATTERNS = (
+    f"{CANDIDATES_DIRNAME}/seed*.png",
+    f"{RANKED_DIRNAME}/rank*_seed*.png",
+    SCORES_FILENAME,
+    CONTACT_SHEET_FILENAME,
 )
-"""What a selection's folder holds: a folder holding anything else is not replaced."""
+"""What a selection's folder held before realfill wrote manifests, at every depth: such a
+folder holding anything else is not replaced (see `realfill.io.check_replaceable`)."""
 
 
 def run_config(run_dir: Path) -> Path:

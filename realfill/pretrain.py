@@ -31,16 +31,26 @@ from realfill.io import check_replaceable, check_writable_folder, staged_directo
 from realfill.modules.small import SmallModelConfig, build_small_components
 from realfill.modules.stable_diffusion import StableDiffusionFamily
 
+PRETRAINING_RECORD = "pretraining.json"
+"""The settings and data a pretrained model folder was trained with."""
 MODEL_FOLDER_ENTRIES = (
     "model_index.json",
-    "vae",
-    "unet",
-    "text_encoder",
-    "tokenizer",
-    "scheduler",
-    "pretraining.json",
+    PRETRAINING_RECORD,
+    "*/config.json",
+    "*/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+    "tokenizer/*.json",
+    "tokenizer/*.txt",
+    "scheduler/scheduler_config.json",
 )
-"""What a pretrained model folder holds: all an earlier run may have written there."""
+"""What a pretrained model folder held before realfill wrote manifests: all an earlier run
+may have written there (with its `PRETRAINING_RECORD`, see `legacy_model_folder`)."""
+
+
+def legacy_model_folder(out: Path) -> bool:
+    """Whether a model folder without a manifest is one `realfill.pretrain` wrote: it holds
+    the pretraining record (a diffusers folder of the user's own does not)."""
+    return (Path(out) / PRETRAINING_RECORD).is_file()
 
 
 @dataclass
@@ -266,15 +276,17 @@ def save_model(model: StableDiffusionFamily, out: Path, record: dict) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    with staged_directory(out, MODEL_FOLDER_ENTRIES) as staging:
+    with staged_directory(out, MODEL_FOLDER_ENTRIES, legacy_model_folder) as staging:
         pipe.save_pretrained(staging, safe_serialization=True)
-        (staging / "pretraining.json").write_text(json.dumps(record, indent=2) + "\n")
+        (staging / PRETRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def pretrain(out: Path, settings: PretrainSettings) -> Path:
     """Train the small inpainting model and write it to `out` (a diffusers folder, replaced
     if it holds an earlier model, refused if it holds anything else)."""
-    check_replaceable(out, MODEL_FOLDER_ENTRIES)  # before the half hour, not after it
+    check_replaceable(
+        out, MODEL_FOLDER_ENTRIES, legacy_model_folder
+    )  # before the half hour, not after it
     check_writable_folder(Path(out).parent, "--out")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)

@@ -1,30 +1,43 @@
 """`python -m realfill.sample --config <run dir>/config.yaml --num_samples 64 --keep 16`:
 sample many candidates from a fine-tuned run, composite, rank by correspondences, keep the best.
 
+The run is the folder of the config.yaml given (a copied run samples its own LoRA into its
+own folder), or `trainer.default_root_dir` when no run config is given.
+
 Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.strategy ddp`),
 each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
 import importlib
 import json
+import os
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from realfill import layout
 from realfill.callbacks.lora import SaveLoRA
 from realfill.cli import SceneCLI, run_cli
 from realfill.data import Scene
-from realfill.io import check_replaceable, check_writable_folder, save_images, write_json
+from realfill.io import (
+    check_replaceable,
+    check_writable_folder,
+    make_staging_folder,
+    output_lock,
+    remove_stale_staging,
+    save_images,
+    write_json,
+)
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
+from realfill.modules.sampling import raise_on_sigterm, stop_checked
 from realfill.selection import (
     Selection,
     SelectionSettings,
@@ -103,18 +116,24 @@ class CandidateSampler(L.LightningModule):
 
 
 class CandidateWriter(BasePredictionWriter):
-    """Each process writes its own candidates to a shared staging folder as they come, and
-    stops at a SIGTERM."""
+    """Each process writes its own candidates to a staging folder beside `out`, unique to
+    this run and shared by its processes, as they come; stops at a SIGTERM."""
 
-    def __init__(self, staging: Path) -> None:
+    def __init__(self, out: Path) -> None:
         super().__init__(write_interval="batch")
-        self.staging = staging
+        self.out = out
+        self.staging: Path | None = None
+        """The staging folder, once the processes are set up (rank 0 makes it)."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Rank 0 makes the staging folder and tells the others where it is."""
+        made = str(make_staging_folder(self.out)) if trainer.is_global_zero else None
+        self.staging = Path(trainer.strategy.broadcast(made))
 
     def on_predict_batch_start(self, trainer, pl_module, *args) -> None:
         """Stop before the next batch after a SIGTERM (a job scheduler's pre-emption, `kill`):
         Lightning's handler only records it, and its predict loop never checks."""
-        if trainer.received_sigterm:
-            raise SIGTERMException()
+        raise_on_sigterm(trainer)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
         stems = [self.staging / f"seed{candidate['seed']:05d}" for candidate in prediction]
@@ -207,33 +226,49 @@ def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
     return seeds, files, scores
 
 
+def sample_run_dir(config: Namespace, default_root_dir: str) -> Path:
+    """The run to sample: the folder of the run config given (the last `--config` named
+    config.yaml), so that a copied run samples its own LoRA into its own folder whatever run
+    dir the config records; `trainer.default_root_dir` when no run config is given."""
+    given = [Path(os.fspath(path)) for path in config.get("config") or []]
+    runs = [path for path in given if path.name == layout.CONFIG_FILENAME]
+    return runs[-1].absolute().parent if runs else Path(default_root_dir)
+
+
 def run(cli: SampleCLI) -> Selection | None:
     """Load the run's model and LoRA, predict candidates over seeds, then select on rank 0,
-    which returns the selection (the other ranks None)."""
+    which returns the selection (the other ranks None). Rank 0 holds the output's lock
+    throughout: a second command writing the same output is refused."""
     config, trainer = cli.config, cli.trainer
-    run_dir = Path(trainer.default_root_dir)
+    run_dir = sample_run_dir(config, trainer.default_root_dir)
     selection = SelectionSettings(**{key: cli.config_init[key] for key in SELECTION_KEYS})
     check_resolution("resolution", selection.resolution, cli.model.base_model)
-    cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
     out = Path(config.out or run_dir / selection.dirname)
-    check_replaceable(out, layout.SELECTION_ENTRIES)
     check_writable_folder(out.parent, "--out" if config.out else "dirname")
-    staging = out.parent / f".{out.name}-samples"
+    with output_lock(out) if trainer.is_global_zero else nullcontext():
+        check_replaceable(out, layout.SELECTION_PATTERNS)
+        cli.model.base_model.load_lora(Path(config.lora or run_dir / run_lora_dirname(config)))
+        return sample_into(cli, selection, out)
+
+
+def sample_into(cli: SampleCLI, selection: SelectionSettings, out: Path) -> Selection | None:
+    """Sample into a staging folder of this run's own (`CandidateWriter`), then write the
+    selection to `out` on rank 0; the staging folder goes whatever happens."""
+    trainer, datamodule = cli.trainer, cli.datamodule
     if trainer.is_global_zero:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    trainer.strategy.barrier()
-    datamodule = cli.datamodule
+        remove_stale_staging(out)
     resolution = selection.resolution or datamodule.resolution
     sampler = CandidateSampler(cli.model, selection, datamodule.scene, resolution, selection.seeds)
-    trainer.callbacks.append(CandidateWriter(staging))
+    writer = CandidateWriter(out)
+    trainer.callbacks.append(writer)
     start = time.perf_counter()
     try:
-        trainer.predict(sampler, return_predictions=False)
+        with stop_checked(lambda: raise_on_sigterm(trainer)):
+            trainer.predict(sampler, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             predicted = time.perf_counter()
-            seeds, files, scores = collect(staging)
+            seeds, files, scores = collect(writer.staging)
             written = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
             stages = {
                 "sampling_and_ranking": predicted - start,
@@ -243,8 +278,8 @@ def run(cli: SampleCLI) -> Selection | None:
             return written
         return None
     finally:  # also after Ctrl-C or a failure: no staged candidates left behind
-        if trainer.is_global_zero:
-            shutil.rmtree(staging, ignore_errors=True)
+        if trainer.is_global_zero and writer.staging is not None:
+            shutil.rmtree(writer.staging, ignore_errors=True)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -13,6 +13,8 @@ _WANDB_HOME = tempfile.mkdtemp(prefix="realfill-tests-wandb-")
 for _name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):  # no writes to ~
     os.environ.setdefault(_name, os.path.join(_WANDB_HOME, _name.lower()))
 
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -133,3 +135,32 @@ def fit_tiny(tmp_path: Path):
         return run_dir
 
     return fit
+
+
+LOCK_HOLDER = (
+    "import sys, time; from realfill.io import output_lock;"
+    "held = output_lock(sys.argv[1]); held.__enter__(); print('locked', flush=True); time.sleep(60)"
+)
+"""A process that holds an output's lock (`realfill.io.output_lock`) until killed."""
+
+
+@contextmanager
+def locked_by_another_process(out: Path) -> Iterator[None]:
+    """Hold `out`'s output lock in another process inside the block: another command is
+    writing it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture
+def lock_held_elsewhere():
+    """`locked_by_another_process`: another command writing an output, inside the block."""
+    return locked_by_another_process

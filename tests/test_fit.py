@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -283,7 +284,7 @@ def test_a_run_dir_whose_completions_folder_holds_user_files_fails_before_traini
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr
     error = stderr.strip().splitlines()[-1]
-    assert error.startswith("realfill: error:") and "completions: already holds notes.txt" in error
+    assert error.startswith("realfill: error:") and "completions/notes.txt: realfill did" in error
     assert notes.read_text() == "mine"
     # it stopped before training, and left nothing behind (no empty logs/version_0)
     assert [path.name for path in (tmp_path / "run").iterdir()] == ["completions"]
@@ -679,3 +680,72 @@ def test_the_fit_shows_the_step_bar_unless_bars_are_turned_off(tmp_path, monkeyp
     cli = main(["--config", TINY, f"--trainer.default_root_dir={tmp_path}", *flags])
     bar = cli.trainer.progress_bar_callback
     assert isinstance(bar, StepProgressBar) if not flags else bar is None
+
+
+def refused_fit(args: list[str], capsys) -> str:
+    """The one line a fit refused with exit code 2 printed."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    return stderr.strip().splitlines()[-1]
+
+
+def test_a_users_config_yaml_in_the_run_dir_is_refused_before_training(tmp_path, capsys):
+    """Defect 2: lora/ and completions/ were guarded, config.yaml was overwritten."""
+    mine = tmp_path / "run" / "config.yaml"
+    mine.parent.mkdir()
+    mine.write_text("# my own notes\nlearning_rate: 1\n")
+    error = refused_fit(["--config", TINY, f"--trainer.default_root_dir={mine.parent}"], capsys)
+    assert (
+        error == f"realfill: error: {mine}: realfill did not write it; move it or choose "
+        "another run dir (trainer.default_root_dir), where a fit writes its config"
+    )
+    assert mine.read_text() == "# my own notes\nlearning_rate: 1\n"
+    assert [path.name for path in mine.parent.iterdir()] == ["config.yaml"]
+
+
+def test_a_users_file_deep_in_the_completions_is_refused_before_training(tmp_path, capsys):
+    """Defect 1: `completions/candidates/holiday.jpg` was replaced with the folder."""
+    photo = tmp_path / "run" / "completions" / "candidates" / "holiday.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"photo")
+    error = refused_fit(
+        ["--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}"], capsys
+    )
+    assert error.startswith(f"realfill: error: {photo}: realfill did not write it")
+    assert photo.read_bytes() == b"photo"
+
+
+def test_sigterm_during_end_of_fit_sampling_exits_143_and_keeps_the_old_completions(
+    tmp_path, monkeypatch, capsys
+):
+    """Defect 4: a SIGTERM during the end-of-fit sampling was ignored and the exit code 0.
+    Now it stops at the next denoising step: exit 143, the LoRA and last.ckpt written, the
+    earlier completions kept."""
+    from realfill.callbacks import CompleteTarget
+
+    args = fast_fit(tmp_path)
+    main(args)
+    completions = tmp_path / "run" / "completions"
+    before = {p.name: p.read_bytes() for p in (completions / "candidates").iterdir()}
+    candidates = CompleteTarget.candidates
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by Lightning's handler
+        return candidates(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompleteTarget, "candidates", terminated)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--trainer.max_steps=6", "--ckpt_path=last"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert exit_info.value.code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
+    assert {p.name: p.read_bytes() for p in (completions / "candidates").iterdir()} == before
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 6
+    assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()

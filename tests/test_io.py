@@ -1,5 +1,6 @@
 """Atomic outputs: never half-written, never destroying a folder the user owns, usual modes."""
 
+import errno
 import os
 import stat
 import sys
@@ -10,9 +11,19 @@ import pytest
 from PIL import Image
 
 from realfill.errors import OutputError
-from realfill.io import check_replaceable, save_image, save_images, staged_directory, umask_mode
+from realfill.io import (
+    MANIFEST_FILENAME,
+    check_replaceable,
+    make_staging_folder,
+    output_lock,
+    save_image,
+    save_images,
+    staged_directory,
+    umask_mode,
+    write_text,
+)
 
-OWNED = {"candidates", "scores.json"}
+OWNED = ("candidates/seed*.png", "scores.json")
 
 
 @pytest.fixture
@@ -22,20 +33,101 @@ def umask_022():
     os.umask(previous)
 
 
-def write_output(path, text: str) -> None:
+def write_output(path, text: str, seeds: tuple[int, ...] = (1,)) -> None:
     with staged_directory(path, OWNED) as staging:
         (staging / "candidates").mkdir()
+        for seed in seeds:
+            (staging / "candidates" / f"seed{seed:05d}.png").write_bytes(b"png")
         (staging / "scores.json").write_text(text)
 
 
 def test_an_earlier_output_is_replaced_whole(tmp_path):
     out = tmp_path / "out"
-    write_output(out, "first")
-    (out / "candidates" / "stale.png").write_bytes(b"old")
-    write_output(out, "second")
+    write_output(out, "first", seeds=(1, 2))
+    write_output(out, "second", seeds=(3,))
     assert (out / "scores.json").read_text() == "second"
-    assert not (out / "candidates" / "stale.png").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left
+    assert sorted(p.name for p in (out / "candidates").iterdir()) == ["seed00003.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging, no lock left
+
+
+def test_a_users_file_deep_inside_an_output_is_refused_and_left_alone(tmp_path):
+    """Defect 1: the top-level names look like realfill's, a file below them is the user's."""
+    out = tmp_path / "X"
+    (out / "candidates").mkdir(parents=True)
+    (out / "candidates" / "holiday.jpg").write_bytes(b"photo")
+    with pytest.raises(OutputError, match=r"X/candidates/holiday.jpg: realfill did not write"):
+        write_output(out, "new")
+    assert (out / "candidates" / "holiday.jpg").read_bytes() == b"photo"
+    write_output(tmp_path / "mine", "first")
+    (tmp_path / "mine" / "candidates" / "holiday.jpg").write_bytes(b"photo")
+    with pytest.raises(OutputError, match=r"candidates/holiday.jpg: realfill did not write"):
+        write_output(tmp_path / "mine", "second")
+    assert (tmp_path / "mine" / "candidates" / "holiday.jpg").exists()
+
+
+def test_a_file_realfill_wrote_but_the_user_changed_is_refused(tmp_path):
+    out = tmp_path / "out"
+    write_output(out, "first")
+    (out / "scores.json").write_text("my edited scores, longer")
+    with pytest.raises(OutputError, match=r"scores.json \(changed since realfill wrote it\)"):
+        write_output(out, "second")
+
+
+def test_an_output_of_the_previous_version_is_replaced_if_it_holds_only_its_names(tmp_path):
+    """No manifest: every file, at every depth, must match what the old version wrote."""
+    out = tmp_path / "out"
+    (out / "candidates").mkdir(parents=True)
+    (out / "candidates" / "seed00001.png").write_bytes(b"old")
+    (out / "scores.json").write_text("old")
+    write_output(out, "new")
+    assert (out / "scores.json").read_text() == "new"
+    assert (out / MANIFEST_FILENAME).is_file()
+
+
+def test_a_stale_staging_folder_of_a_killed_run_is_removed_and_a_lookalike_kept(
+    tmp_path, monkeypatch
+):
+    """Defect 12: a kill mid-write leaves a marked staging folder; the next run removes it
+    once its process is gone, and leaves a user's folder merely named like one."""
+    out = tmp_path / "out"
+    stale = make_staging_folder(out)
+    (stale / "half.png").write_bytes(b"half")
+    lookalike = tmp_path / f".out.realfill-staging-{os.getpid()}-mine"
+    lookalike.mkdir()
+    monkeypatch.setattr("realfill.io.process_alive", lambda pid: False)
+    monkeypatch.setattr("realfill.io.os.getpid", lambda: 1)  # the next run is another process
+    write_output(out, "new")
+    assert not stale.exists()
+    assert lookalike.is_dir()
+
+
+def test_a_second_writer_of_the_same_output_is_refused_in_one_line(tmp_path, lock_held_elsewhere):
+    """Defect 7: two commands writing one output; the second is refused, the first goes on."""
+    out = tmp_path / "out"
+    refused = pytest.raises(OutputError, match="out: another realfill command is writing it")
+    with lock_held_elsewhere(out), refused:
+        write_output(out, "second")
+    write_output(out, "third")  # the lock went with its holder
+    with output_lock(out), output_lock(out):  # re-entrant within a process
+        write_output(out, "fourth")
+
+
+def test_a_full_disk_is_one_line_naming_the_output_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """Defect 13: ENOSPC while writing is an `OutputError` naming the output."""
+    out = tmp_path / "out"
+    write_output(out, "first")
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("pathlib.Path.write_text", no_space)
+    with pytest.raises(OutputError, match=r"out: cannot be written \(No space left on device\)"):
+        write_output(out, "second")
+    with pytest.raises(OutputError, match=r"notes.md: cannot be written \(No space left"):
+        write_text("x", tmp_path / "notes.md")
+    monkeypatch.undo()
+    assert (out / "scores.json").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_a_folder_with_the_users_files_is_refused_and_left_alone(tmp_path):
@@ -43,7 +135,7 @@ def test_a_folder_with_the_users_files_is_refused_and_left_alone(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     (out / "scores.json").write_text("ours")
-    with pytest.raises(OutputError, match=r"mine: already holds notes.txt, which realfill"):
+    with pytest.raises(OutputError, match=r"mine/notes.txt: realfill did not write it"):
         write_output(out, "new")
     assert (out / "notes.txt").read_text() == "keep me"
     assert (out / "scores.json").read_text() == "ours"

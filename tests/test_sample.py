@@ -1,5 +1,6 @@
 """`python -m realfill.sample` on a finished tiny run: selection, reproducibility, two processes."""
 
+import errno
 import json
 import os
 import shutil
@@ -184,7 +185,7 @@ def test_an_out_folder_holding_user_files_is_refused_before_sampling(run_dir, tm
         sample(["--config", str(run_dir / "config.yaml"), f"--out={out}", *FAST_SAMPLING])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("realfill: error:") and f"{out}: already holds notes.txt" in error
+    assert error.startswith("realfill: error:") and f"{out}/notes.txt: realfill did not" in error
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert not list(tmp_path.glob(".*"))  # no staging folder was made
 
@@ -378,3 +379,108 @@ def test_sigterm_stops_sampling_and_leaves_no_staged_candidates(run_dir, tmp_pat
         signal.signal(signal.SIGTERM, handler)
     assert batches == [0]
     assert not list(tmp_path.glob(".*")) and not out.exists()
+
+
+def sample_exit(args: list[str]) -> int:
+    """The exit status of `realfill.sample` with `args` (0 if it returned)."""
+    try:
+        sample(args)
+    except SystemExit as exit_info:
+        return exit_info.code
+    return 0
+
+
+def test_a_users_file_inside_an_out_that_looks_like_ours_is_refused(run_dir, tmp_path, capsys):
+    """Defect 1: `X/candidates/holiday.jpg` was replaced with the folder it is in."""
+    out = tmp_path / "X"
+    (out / "candidates").mkdir(parents=True)
+    (out / "candidates" / "holiday.jpg").write_bytes(b"photo")
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, "--num_samples=1"]
+    assert sample_exit([*config, f"--out={out}"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        f"realfill: error: {out}/candidates/holiday.jpg: realfill did not write it; "
+        f"choose another output folder ({out} would be replaced)"
+    ]
+    assert (out / "candidates" / "holiday.jpg").read_bytes() == b"photo"
+
+
+def test_sigterm_in_a_one_batch_run_stops_within_a_step_and_keeps_the_old_output(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    """Defect 4: the only batch ignored a SIGTERM (checked between batches), wrote and exited
+    0. Now the denoising loop stops at its next step; exit 143, the earlier selection kept."""
+    out = tmp_path / "out"
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, f"--out={out}"]
+    sample([*config, "--num_samples=1"])
+    before = candidate_bytes(out)
+    predict = CandidateSampler.predict_step
+
+    def terminated(self, seeds, batch_idx):
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by Lightning's handler
+        return predict(self, seeds, batch_idx)
+
+    monkeypatch.setattr(CandidateSampler, "predict_step", terminated)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        status = sample_exit([*config, "--num_samples=2", "--seed=7"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert status == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
+    assert candidate_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_sample_into_the_same_out_is_refused_and_a_lookalike_kept(
+    run_dir, tmp_path, capsys, lock_held_elsewhere
+):
+    """Defect 7: concurrent runs shared one fixed staging folder `.out-samples`, which each
+    deleted (a user's folder so named included). Now the output is locked while written."""
+    out = tmp_path / "out"
+    lookalike = tmp_path / ".out-samples"
+    lookalike.mkdir()
+    (lookalike / "mine.txt").write_text("keep")
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, "--num_samples=1"]
+    with lock_held_elsewhere(out):
+        assert sample_exit([*config, f"--out={out}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"realfill: error: {out}: another realfill command is writing it now; wait for it to "
+        "end or choose another output folder"
+    )
+    assert not out.exists()
+    assert sample_exit([*config, f"--out={out}"]) == 0
+    assert (lookalike / "mine.txt").read_text() == "keep"
+
+
+def test_a_full_disk_while_writing_is_one_line_and_keeps_the_old_output(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    """Defect 13: ENOSPC while the selection is written printed a traceback."""
+    out = tmp_path / "out"
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, f"--out={out}"]
+    sample([*config, "--num_samples=1"])
+    before = candidate_bytes(out)
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("realfill.selection.writing.shutil.copyfile", no_space)
+    assert sample_exit([*config, "--num_samples=2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"realfill: error: {out}: cannot be written (No space left on device); the earlier "
+        "output is kept"
+    )
+    assert candidate_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_copied_run_samples_into_the_copy_not_the_original(run_dir, tmp_path):
+    """Defect 6: config.yaml records the absolute run dir, so sampling a copy replaced the
+    original's completions. The run dir is the folder of the config given."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("completions", "other"))
+    original = sorted(p.name for p in run_dir.iterdir())
+    sample(["--config", str(copy / "config.yaml"), *FAST_SAMPLING, "--num_samples=1"])
+    assert sorted(candidate_bytes(copy / "completions")) == [0]
+    assert sorted(p.name for p in run_dir.iterdir()) == original

@@ -12,6 +12,7 @@ from realfill import layout
 from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder
 from realfill.modules.realfill import RealFillModule, check_resolution
+from realfill.modules.sampling import raise_on_sigterm, stop_checked
 from realfill.selection import (
     Selection,
     SelectionSettings,
@@ -76,7 +77,7 @@ class CompleteTarget(SelectionSettings, L.Callback):
         """Refuse, before training, an output folder holding files of the user's own or that
         cannot be written, and a scheduler or resolution the base model cannot sample with."""
         if stage == "fit":
-            check_replaceable(self.out_dir(trainer), layout.SELECTION_ENTRIES)
+            check_replaceable(self.out_dir(trainer), layout.SELECTION_PATTERNS)
             check_writable_folder(self.out_dir(trainer).parent, "CompleteTarget")
             check_sampling_scheduler(pl_module, self.scheduler)
             check_resolution("CompleteTarget: resolution", self.resolution, pl_module.base_model)
@@ -103,9 +104,16 @@ class CompleteTarget(SelectionSettings, L.Callback):
             pl_module.cpu()
 
     def complete(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
+        """Sample, rank and write the completions, stopping at a SIGTERM (at the next
+        denoising step, or before and after the writing: the earlier completions stay)."""
+        self._completed = True
+        with stop_checked(lambda: raise_on_sigterm(trainer)):
+            self.select(trainer, pl_module)
+        raise_on_sigterm(trainer)
+
+    def select(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
         """Sample, rank and write the completions; the seeds are shared out over the ranks, and
         global rank zero writes."""
-        self._completed = True
         datamodule = trainer.datamodule
         start = time.perf_counter()
         seeds = self.seeds
@@ -127,6 +135,7 @@ class CompleteTarget(SelectionSettings, L.Callback):
             return
         seeds, candidates, scores = map(list, zip(*sorted(drawn, key=lambda d: d[0]), strict=True))
         out = self.out_dir(trainer)
+        raise_on_sigterm(trainer)
         self.selection = write_selection(
             out, candidates, seeds, scores, self.keep, datamodule.scene
         )

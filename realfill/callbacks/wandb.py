@@ -26,6 +26,7 @@ from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.records import first_callback
 from realfill.callbacks.run_config import SaveRunConfig
 from realfill.errors import ConfigError
+from realfill.io import MANIFEST_FILENAME
 from realfill.modules.realfill import RealFillModule
 from realfill.selection import Selection
 
@@ -169,5 +170,7 @@ class WandbReport(L.Callback):
             type=self.artifact_type,
             metadata={"global_step": step, "model": self._config.get("model")},
         )
-        artifact.add_dir(str(lora_dir))
+        for path in sorted(Path(lora_dir).iterdir()):  # not the ownership manifest
+            if path.is_file() and path.name != MANIFEST_FILENAME:
+                artifact.add_file(str(path), name=path.name)
         run.log_artifact(artifact)

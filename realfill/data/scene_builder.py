@@ -26,7 +26,7 @@ from realfill.data.scene import (
 from realfill.errors import SceneError
 from realfill.io import save_image, staged_directory
 
-SCENE_ENTRIES = ("ref", "target", "preview.png")
+SCENE_ENTRIES = ("ref/*", "target/*", "preview.png")
 """What `write_scene` writes into a scene folder: all it may replace there."""
 
 HOLE_COLOUR = (255, 0, 255)

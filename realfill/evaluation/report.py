@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from realfill.evaluation.backbones import HIGHER_IS_BETTER, LABELS, METRICS
 from realfill.evaluation.results import CandidateResult
-from realfill.io import write_json, write_text
+from realfill.io import check_replaceable, staged_directory, write_json, write_text
 
 UNAVAILABLE = "unavailable"
 """How a metric whose network could not be loaded is written, instead of a number."""
@@ -17,6 +18,8 @@ DECIMALS = {"psnr": 2}
 """Decimals shown per metric in the table; the others get `DEFAULT_DECIMALS`."""
 DEFAULT_DECIMALS = 3
 """Decimals of the [0, 1]-ranged metrics."""
+SUMMARY_MARKDOWN, SUMMARY_JSON, PLOTS_DIRNAME = "summary.md", "summary.json", "plots"
+"""A report folder's summary table, its data and its plots' folder."""
 GEOMETRIC, FLOOR = "geometric", "opencv"
 """The geometric reference baseline and the classical single-image floor it must beat."""
 
@@ -216,30 +219,56 @@ def summary_markdown(
     return "\n".join(parts) + "\n"
 
 
+REPORT_PATTERNS = ("*.csv", SUMMARY_MARKDOWN, SUMMARY_JSON, f"{PLOTS_DIRNAME}/*.png")
+"""What a report folder held before realfill wrote manifests: such a folder holding anything
+else (the user's own summary or CSV included, at any depth) is not replaced."""
+
+
+SUMMARY_KEYS = frozenset({"methods", "scenes", "unavailable"})
+"""Keys every summary.json realfill wrote holds."""
+
+
+def legacy_report(out: Path) -> bool:
+    """Whether a report folder without a manifest is one realfill wrote: its summary.json
+    is realfill's (a user's summary.md and CSVs alone are not)."""
+    try:
+        summary = json.loads((Path(out) / SUMMARY_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and set(summary) >= SUMMARY_KEYS
+
+
+def check_report_replaceable(out: Path) -> None:
+    """Refuse (`OutputError` naming the file), before any scoring, a report folder holding
+    files realfill did not write there: the report replaces the folder as a whole."""
+    check_replaceable(Path(out), REPORT_PATTERNS, legacy_report)
+
+
 def write_report(
     results: Sequence[CandidateResult], unavailable: dict[str, str], out: Path
 ) -> Path:
-    """Write `<out>/<scene>.csv` per scene, `summary.md`, `summary.json` and `plots/`;
-    return the markdown file's path."""
+    """Write `<out>/<scene>.csv` per scene, `summary.md`, `summary.json` and `plots/`,
+    replacing the folder as a whole once all is written (see `staged_directory`); return the
+    markdown file's path."""
     from realfill.evaluation.plots import write_plots
 
     out = Path(out)
     by_scene: dict[str, list[CandidateResult]] = defaultdict(list)
     for result in results:
         by_scene[result.scene].append(result)
-    for scene, rows in by_scene.items():
-        write_text(candidates_csv(rows), out / f"{scene}.csv")
-    plots = write_plots(results, scene_means(results), out / "plots")
-    relative = [str(Path(p).relative_to(out)) for p in plots]
-    summary = out / "summary.md"
-    write_text(summary_markdown(results, unavailable, relative), summary)
-    per_scene = scene_means(results)
-    data = {
-        "methods": method_means(per_scene),
-        "scenes": [{"method": m, "scene": s, **v} for (m, s), v in per_scene.items()],
-        "unavailable": unavailable,
-        "floor_comparison": floor_comparison(per_scene),
-        "ranking": ranking_quality(results),
-    }
-    write_json(data, out / "summary.json")
-    return summary
+    with staged_directory(out, REPORT_PATTERNS, legacy_report) as staging:
+        for scene, rows in by_scene.items():
+            write_text(candidates_csv(rows), staging / f"{scene}.csv")
+        plots = write_plots(results, scene_means(results), staging / PLOTS_DIRNAME)
+        relative = [str(Path(p).relative_to(staging)) for p in plots]
+        write_text(summary_markdown(results, unavailable, relative), staging / SUMMARY_MARKDOWN)
+        per_scene = scene_means(results)
+        data = {
+            "methods": method_means(per_scene),
+            "scenes": [{"method": m, "scene": s, **v} for (m, s), v in per_scene.items()],
+            "unavailable": unavailable,
+            "floor_comparison": floor_comparison(per_scene),
+            "ranking": ranking_quality(results),
+        }
+        write_json(data, staging / SUMMARY_JSON)
+    return out / SUMMARY_MARKDOWN

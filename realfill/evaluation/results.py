@@ -12,6 +12,7 @@ Results (what `realfill.sample`, `CompleteTarget` and the baselines write)::
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,19 +78,74 @@ def load_evaluation_scene(scene_dir: Path) -> Scene:
     return scene
 
 
+SCORE_FIELDS = ("seed", "score", "rank", "file")
+"""The fields of every record of scores.json (see `realfill.selection.RankedCandidate`)."""
+
+
+def whole_number(value: object, minimum: int) -> bool:
+    """Whether a JSON value is an integer (not a boolean) of at least `minimum`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def finite_score(value: object) -> bool:
+    """Whether a JSON value is a score: a finite number of at least 0, not a boolean."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0
+
+
+def inside(folder: Path, relative: object) -> bool:
+    """Whether `relative` is a relative path naming a file inside `folder` once resolved
+    (links followed): a results folder's records must not reach the ground truth."""
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
+        return False
+    resolved = (folder / relative).resolve()
+    return resolved.is_relative_to(folder.resolve()) and resolved.is_file()
+
+
+def record_problem(record: object, completions: Path) -> str | None:
+    """What is wrong with one record of scores.json, or None if nothing is."""
+    if not isinstance(record, dict) or not set(SCORE_FIELDS) <= set(record):
+        return f"a record is not a mapping of {', '.join(SCORE_FIELDS)}"
+    if not whole_number(record["seed"], 0) or not whole_number(record["rank"], 1):
+        return f"seed {record['seed']!r}, rank {record['rank']!r}: not integers >= 0 and >= 1"
+    if not finite_score(record["score"]):
+        return f"seed {record['seed']}: score {record['score']!r} is not a number >= 0"
+    if not inside(completions, record["file"]):
+        return f"seed {record['seed']}: file {record['file']!r} is not a file in {completions}"
+    return None
+
+
+def scores_problem(records: object, completions: Path) -> str | None:
+    """What is wrong with the content of scores.json, or None: it must be a non-empty list
+    of records with distinct seeds, ranked 1 to n, each naming a file inside `completions`."""
+    if not isinstance(records, list) or not records:
+        return "not a non-empty list of seed/score/rank/file records"
+    for record in records:
+        problem = record_problem(record, completions)
+        if problem is not None:
+            return problem
+    if len({record["seed"] for record in records}) != len(records):
+        return "a seed is listed twice"
+    if sorted(record["rank"] for record in records) != list(range(1, len(records) + 1)):
+        return f"the ranks are not 1 to {len(records)}"
+    return None
+
+
 def read_scores(completions: Path) -> list[dict]:
-    """The records of scores.json, or a one-line error naming the file."""
+    """The records of scores.json, checked (`scores_problem`): untrusted input, which must
+    name only files inside its own folder. A one-line `BenchmarkError` naming the file if
+    it is missing, unreadable or malformed."""
     path = completions / layout.SCORES_FILENAME
     if not path.is_file():
         raise BenchmarkError(f"{path}: missing (no completions; run realfill.sample or a baseline)")
     try:
-        records = json.loads(path.read_text())
-        return [
-            {"seed": int(r["seed"]), "score": r["score"], "rank": int(r["rank"]), "file": r["file"]}
-            for r in records
-        ]
-    except (ValueError, KeyError, TypeError) as error:
-        raise BenchmarkError(f"{path}: not a scores.json list of seed/score/rank/file") from error
+        records = json.loads(read_text(path, BenchmarkError))
+    except ValueError as error:
+        raise BenchmarkError(f"{path}: not a scores.json list (invalid JSON: {error})") from None
+    problem = scores_problem(records, completions)
+    if problem is not None:
+        raise BenchmarkError(f"{path}: not a valid scores.json ({problem})")
+    return [{field: record[field] for field in SCORE_FIELDS} for record in records]
 
 
 def selected_seeds(completions: Path) -> set[int]:

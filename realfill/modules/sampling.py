@@ -1,9 +1,10 @@
 """Sampling completions from a (fine-tuned) base model: one implementation for fit and sample."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from peft.tuners.lora import LoraLayer
 from PIL import Image
 from torch import nn
@@ -136,6 +137,40 @@ def compiled_denoiser(
         denoiser._compiled_call_impl = None
 
 
+STOP_CHECKS: list[Callable[[], None]] = []
+"""Called at every denoising step of `generate` (see `stop_checked`): each raises to stop."""
+
+
+@contextmanager
+def stop_checked(check: Callable[[], None]) -> Iterator[None]:
+    """Call `check` at every denoising step of `generate` inside the block: a stop request
+    (a SIGTERM that Lightning's handler only records) is honoured within a step, not after
+    a batch of hundreds of steps."""
+    STOP_CHECKS.append(check)
+    try:
+        yield
+    finally:
+        STOP_CHECKS.remove(check)
+
+
+def check_stop() -> None:
+    """Run every registered stop check (see `stop_checked`)."""
+    for check in list(STOP_CHECKS):
+        check()
+
+
+def stop_checked_step(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+    """A diffusers `callback_on_step_end`: stop if asked to (see `check_stop`), else go on."""
+    check_stop()
+    return callback_kwargs
+
+
+def raise_on_sigterm(trainer) -> None:
+    """Raise Lightning's `SIGTERMException` once its handler has recorded a SIGTERM."""
+    if trainer.received_sigterm:
+        raise SIGTERMException()
+
+
 FIRST_BATCH_COMPILES = "the first batch compiles if its shapes are new: minutes"
 """Shown beside the sampling bar of a compiled denoiser until its first batch is done."""
 
@@ -211,6 +246,7 @@ def generate(
                     num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale,
                     generator=candidate_generators(drawn, device),
+                    callback_on_step_end=stop_checked_step,
                     **base_model.pipeline_arguments(),
                 )
                 results.extend(output.images[: len(chunk)])

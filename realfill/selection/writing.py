@@ -117,7 +117,7 @@ def write_selection(
         RankedCandidate(seeds[i], int(scores[i]), position + 1, layout.candidate_file(seeds[i]))
         for position, i in enumerate(order)
     ]
-    with staged_directory(out_dir, layout.SELECTION_ENTRIES) as staging:
+    with staged_directory(out_dir, layout.SELECTION_PATTERNS) as staging:
         (staging / layout.CANDIDATES_DIRNAME).mkdir()
         (staging / layout.RANKED_DIRNAME).mkdir()
         files = [staging / layout.candidate_file(s) for s in seeds]

@@ -235,3 +235,23 @@ def test_help_shows_each_options_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "output folder (default: runs/benchmark)" in text
     assert "candidates per scene (default: the config's CompleteTarget)" in text
+
+
+def test_a_users_summary_in_the_report_folder_stops_before_anything_runs(
+    motorcycle_benchmark, tmp_path, monkeypatch, capsys
+):
+    """Defect 3: `--out D` overwrote the user's D/report/summary.md and CSVs."""
+    monkeypatch.setattr(benchmark_command, "MetricSuite", lambda *_: pytest.fail("metrics ran"))
+    mine = tmp_path / "D" / "report" / "summary.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my summary")
+    config = str(REPO / "configs" / "tiny.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["--config", config, f"--benchmark={motorcycle_benchmark}", f"--out={mine.parents[1]}"]
+        )
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"realfill: error: {mine}: realfill did not write it")
+    assert mine.read_text() == "my summary"
+    assert sorted(p.name for p in mine.parents[1].iterdir()) == ["report"]

@@ -104,8 +104,108 @@ def test_results_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_pa
 def test_a_scores_json_with_a_malformed_value_is_one_line_naming_the_file(tmp_path):
     scores = tmp_path / "scores.json"
     scores.write_text(json.dumps([{"seed": "abc", "score": 1, "rank": 1, "file": "x.png"}]))
-    with pytest.raises(BenchmarkError, match=f"{scores}: not a scores.json list"):
+    with pytest.raises(BenchmarkError, match=f"{scores}: not a valid scores.json"):
         read_scores(tmp_path)
+
+
+def evaluate_exit(benchmark: Path, results: Path, out: Path) -> int:
+    """The exit status of `realfill.evaluate` on one results folder (0 if it returned)."""
+    try:
+        main([f"--benchmark={benchmark}", "--results", str(results), f"--out={out}"])
+    except SystemExit as exit_info:
+        return exit_info.code
+    return 0
+
+
+def test_a_file_entry_outside_the_results_folder_is_refused(
+    motorcycle_benchmark, tmp_path, capsys, monkeypatch
+):
+    """Defect 10: `../../gt.png` in scores.json scored the ground truth itself (PSNR inf)."""
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    benchmark = tmp_path / "benchmark"
+    shutil.copytree(motorcycle_benchmark, benchmark)
+    results = tmp_path / "results"
+    write_results(benchmark, results)
+    completions = results / "motorcycle_inpaint" / "completions"
+    gt = benchmark / "motorcycle_inpaint" / "target" / "gt.png"
+    (completions / "candidates" / "linked.png").symlink_to(gt)
+    scores_file = completions / "scores.json"
+    for escape in (os.path.relpath(gt, completions), str(gt), "candidates/linked.png"):
+        records = json.loads(scores_file.read_text())
+        records[1]["file"] = escape
+        scores_file.write_text(json.dumps(records))
+        assert evaluate_exit(benchmark, results, tmp_path / "report") == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert error == [
+            f"realfill: error: {scores_file}: not a valid scores.json (seed 1: file "
+            f"{escape!r} is not a file in {completions})"
+        ]
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("[]", "not a non-empty list of seed/score/rank/file records"),
+        ("{}", "not a non-empty list of seed/score/rank/file records"),
+        ("[1, 2]", "a record is not a mapping of seed, score, rank, file"),
+        ('[{"seed": 0, "rank": 1, "file": "candidates/seed00000.png"}]', "a record is not"),
+        ('[{"seed": 0, "score": "NaN", "rank": 1, "file": "candidates/seed00000.png"}]',
+         "seed 0: score 'NaN' is not a number >= 0"),
+        ('[{"seed": 0, "score": NaN, "rank": 1, "file": "candidates/seed00000.png"}]',
+         "seed 0: score nan is not a number >= 0"),
+        ('[{"seed": true, "score": 1, "rank": 1, "file": "candidates/seed00000.png"}]',
+         "seed True, rank 1: not integers"),
+        ('[{"seed": 0, "score": 1, "rank": 2, "file": "candidates/seed00000.png"}]',
+         "the ranks are not 1 to 1"),
+        ("not json", "not a scores.json list (invalid JSON"),
+        ('[{"seed": 0, "score": 1, "rank": 1, "file": null}]', "seed 0: file None is not a file"),
+    ],
+)  # fmt: skip
+def test_a_malformed_scores_json_is_one_line_and_exit_code_2(
+    content, problem, motorcycle_benchmark, tmp_path, capsys, monkeypatch
+):
+    """Defect 9: a malformed scores.json was a traceback, or (`[]`) silently dropped."""
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    results = tmp_path / "results"
+    write_results(motorcycle_benchmark, results)
+    scores_file = results / "motorcycle_inpaint" / "completions" / "scores.json"
+    scores_file.write_text(content)
+    assert evaluate_exit(motorcycle_benchmark, results, tmp_path / "report") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"realfill: error: {scores_file}: ")
+    assert problem in error[0]
+
+
+def test_a_users_report_folder_is_refused_before_scoring_and_left_alone(
+    motorcycle_benchmark, tmp_path, capsys, monkeypatch
+):
+    """Defect 3: `--out D` overwrote the user's summary.md and CSVs in D."""
+    monkeypatch.setattr(api, "MetricSuite", lambda *_: pytest.fail("networks loaded"))
+    results, report = tmp_path / "results", tmp_path / "D"
+    write_results(motorcycle_benchmark, results)
+    report.mkdir()
+    (report / "summary.md").write_text("my summary")
+    (report / "motorcycle_inpaint.csv").write_text("my,table")
+    assert evaluate_exit(motorcycle_benchmark, results, report) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        f"realfill: error: {report}/motorcycle_inpaint.csv: realfill did not write it; "
+        f"choose another output folder ({report} would be replaced)"
+    ]
+    assert (report / "summary.md").read_text() == "my summary"
+
+
+def test_a_report_of_the_previous_version_is_replaced(motorcycle_benchmark, tmp_path):
+    """No manifest: replaced if its summary.json is realfill's and it holds only its names."""
+    results, report = tmp_path / "results", tmp_path / "report"
+    write_results(motorcycle_benchmark, results)
+    report.mkdir()
+    (report / "old_scene.csv").write_text("old")
+    (report / "summary.json").write_text('{"methods": {}, "scenes": [], "unavailable": {}}')
+    args = [f"--benchmark={motorcycle_benchmark}", "--results", str(results), f"--out={report}"]
+    main([*args, f"--dino_model={tmp_path / 'absent'}", f"--clip_model={tmp_path / 'absent'}"])
+    assert not (report / "old_scene.csv").exists() and (report / "summary.md").is_file()
 
 
 def test_cached_results_are_strict_json_and_keep_an_infinite_psnr(tmp_path):

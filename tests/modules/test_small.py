@@ -2,14 +2,17 @@
 plug-in loads, and the shipped one is what `realfill.modules.small` describes."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from realfill.data.pretraining import BUNDLED_PHOTOS, EXCLUDED
+from realfill.io import check_replaceable
 from realfill.modules import StableDiffusionInpainting
 from realfill.modules.small import SmallModelConfig, build_small_components
+from realfill.pretrain import MODEL_FOLDER_ENTRIES, legacy_model_folder
 from realfill.pretrain import main as pretrain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,3 +78,20 @@ def test_pretrain_refuses_settings_that_train_nothing_in_one_line(tmp_path, caps
     assert exit_info.value.code == 2
     assert "--resolution must be a multiple of 32" in capsys.readouterr().err
     assert not (tmp_path / "model").exists()
+
+
+def test_pretrain_refuses_a_users_file_inside_a_component_folder(tmp_path, capsys):
+    """Defect 1 for `realfill.pretrain --out`: a copy of the shipped model (no manifest) is
+    replaced whole, but not once the user has put a file of their own inside it."""
+    out = tmp_path / "model"
+    shutil.copytree(SHIPPED, out)
+    check_replaceable(out, MODEL_FOLDER_ENTRIES, legacy_model_folder)
+    (out / "vae" / "holiday.jpg").write_bytes(b"photo")
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain([f"--out={out}", *QUICK])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"realfill: error: {out}/vae/holiday.jpg: realfill did not write it; choose another "
+        f"output folder ({out} would be replaced)"
+    )
