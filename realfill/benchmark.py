@@ -261,6 +261,10 @@ def main(args: Sequence[str] | None = None) -> Path:
         )
     if options.engine != "ray" and (options.ray_address or options.ray_num_cpus):
         parser().error("--ray_address and --ray_num_cpus need --engine ray")
+    if options.ray_address and options.ray_num_cpus:
+        parser().error(
+            "--ray_num_cpus sizes the local Ray: the cluster of --ray_address has its own"
+        )
     options.fit_args = fit_args
     with exit_on_user_error():
         try:

@@ -127,11 +127,18 @@ def test_ray_benchmark_retries_a_killed_worker_and_reports_a_scene_that_always_d
     assert not (out / "report").exists()  # no report with a scene missing
 
 
-def test_ray_flags_without_the_ray_engine_stop_before_anything_runs(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--ray_address=auto"], "need --engine ray"),
+        (["--engine=ray", "--ray_address=auto", "--ray_num_cpus=2"], "has its own"),
+    ],
+)
+def test_ray_flags_that_cannot_apply_stop_before_anything_runs(tmp_path, capsys, flags, reason):
     with pytest.raises(SystemExit) as exit_info:
-        main([f"--config={TINY_CONFIG}", f"--benchmark={tmp_path}", "--ray_address=auto"])
+        main([f"--config={TINY_CONFIG}", f"--benchmark={tmp_path}", *flags])
     assert exit_info.value.code == 2
-    assert "need --engine ray" in capsys.readouterr().err
+    assert reason in capsys.readouterr().err
 
 
 def test_without_ray_the_engine_is_refused_naming_the_extra(monkeypatch):
