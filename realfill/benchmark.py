@@ -5,17 +5,22 @@ scene (RealFill: fit, then sample and select), then evaluate it against its grou
 write `<out>/report/`. Resumable scene by scene: a scene whose completions exist is not
 completed again, and its scores are reused while the metric settings are unchanged. Other
 `--section.key=value` flags go to `realfill.fit` (e.g. `--trainer.max_steps=2`).
+
+`--engine ray` spreads the scenes over the GPUs of this machine, or of a Ray cluster with
+`--ray_address auto`, one scene per GPU (see realfill.distributed); evaluation follows in
+this process once every scene is done. With `--methods realfill` it fits every scene.
 """
 
 import argparse
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from realfill import layout
+from realfill import distributed, layout
 from realfill.baselines import IMAGE_BASELINES, write_completion
 from realfill.baselines.diffusion import run_prompt_only, run_realfill, scene_prompt
 from realfill.cli import HelpFormatter, exit_on_user_error
@@ -40,6 +45,12 @@ FIT_METHODS = ("realfill", "prompt_only")
 """The methods that run realfill.fit, and so take its `--section.key=value` flags."""
 REPORT_DIRNAME = "report"
 """The report's folder under the benchmark's `--out`."""
+ENGINES = ("local", "ray")
+"""Where the scene jobs run: here one after another, or spread over Ray's workers."""
+DEFAULT_MAX_RETRIES = 2
+"""Runs again of a scene job whose worker process died (out of memory, killed, node lost)."""
+FAILED_SCENES_EXIT_CODE = 1
+"""Exit code when scene jobs failed on the engine (2 is for bad input)."""
 SCORES_CACHE = "metrics.json"
 """Per method and scene: the scored candidates and the metric settings they were scored with."""
 
@@ -60,6 +71,54 @@ def complete_scene(method: str, options: argparse.Namespace, scene_dir: Path, ro
     sampling = {k: getattr(options, k) for k in ("num_samples", "keep", "num_inference_steps")}
     run: Callable = run_realfill if method == "realfill" else run_prompt_only
     run(options.config, scene_dir, root, options.fit_args, sampling)
+
+
+def complete_job(method: str, options: argparse.Namespace, scene_dir: Path, root: Path) -> str:
+    """Complete one scene with one method unless its completions exist; the line to print. The
+    job of both engines: the sequential loop and each Ray task."""
+    if (root / layout.COMPLETIONS_DIRNAME / layout.SCORES_FILENAME).is_file():
+        return f"{scene_dir.name} / {method}: completions exist, skipped"
+    start = time.perf_counter()
+    complete_scene(method, options, scene_dir, root)
+    return f"{scene_dir.name} / {method}: completed in {time.perf_counter() - start:.1f} s"
+
+
+class ScenesFailed(Exception):
+    """Jobs that failed on the engine after their retries: the benchmark writes no report."""
+
+
+def complete_on_ray(options: argparse.Namespace, scenes: Sequence[Path]) -> None:
+    """Run every scene's jobs on Ray (paths made absolute for the workers); `ScenesFailed`
+    naming each job that failed, after printing one line for each."""
+    remote_options = argparse.Namespace(**vars(options))
+    remote_options.config = [distributed.absolute(path) for path in options.config]
+    out = distributed.absolute(options.out)
+    jobs = [
+        distributed.Job(
+            f"{scene_dir.name} / {method}",
+            (
+                method,
+                remote_options,
+                distributed.absolute(scene_dir),
+                out / method / scene_dir.name,
+            ),
+        )
+        for scene_dir in scenes
+        for method in options.methods
+    ]
+    resources = distributed.Resources(
+        options.gpus_per_scene, options.cpus_per_scene, options.max_retries
+    )
+    outcome = distributed.run_on_ray(
+        complete_job, jobs, resources, options.ray_address, options.ray_num_cpus
+    )
+    for name, reason in outcome.failed.items():
+        print(f"{name}: failed: {reason}", file=sys.stderr)
+    if outcome.failed:
+        raise ScenesFailed(
+            f"{len(outcome.failed)} of {len(jobs)} scene jobs failed, no report written "
+            f"(a re-run retries them and skips the finished ones): {', '.join(outcome.failed)}"
+        )
 
 
 def fingerprint(folder: Path) -> str:
@@ -119,19 +178,17 @@ def run(options: argparse.Namespace) -> Path:
             scene_prompt(scene_dir)
     check_writable_folder(options.out, "--out")
     check_report_replaceable(report_dir(options.out))
-    suite = MetricSuite(load_metric_settings(options.metrics_config, {}))
+    settings = load_metric_settings(options.metrics_config, {})
+    if options.engine == "ray":  # before the metric networks load: the GPUs are the jobs'
+        complete_on_ray(options, scenes)
+    suite = MetricSuite(settings)
     warn_unavailable(suite)
     results: list[CandidateResult] = []
     for scene_dir in scenes:
         for method in options.methods:
-            root = options.out / method / scene_dir.name
-            if (root / layout.COMPLETIONS_DIRNAME / layout.SCORES_FILENAME).is_file():
-                print(f"{scene_dir.name} / {method}: completions exist, skipped")
-            else:
-                start = time.perf_counter()
-                complete_scene(method, options, scene_dir, root)
-                elapsed = time.perf_counter() - start
-                print(f"{scene_dir.name} / {method}: completed in {elapsed:.1f} s")
+            if options.engine == "local":
+                root = options.out / method / scene_dir.name
+                print(complete_job(method, options, scene_dir, root))
             results += scored(method, scene_dir, options.out, suite)
     return write_report(results, suite.unavailable, report_dir(options.out))
 
@@ -170,6 +227,32 @@ def parser() -> argparse.ArgumentParser:
         help="sampling steps (default: the config's)",
     )
     parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
+    engine = parse.add_argument_group("engine (many scenes at once: see realfill.distributed)")
+    engine.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: one scene after another here; ray: scenes spread over Ray's workers",
+    )
+    engine.add_argument(
+        "--ray_address",
+        default=None,
+        help="Ray cluster to join (auto: the one `ray start` joined here; default: a local Ray)",
+    )
+    engine.add_argument(
+        "--ray_num_cpus",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray this starts (default: every core)",
+    )
+    engine.add_argument("--gpus_per_scene", type=float, default=1, help="GPUs each scene job holds")
+    engine.add_argument("--cpus_per_scene", type=float, default=1, help="CPUs each scene job holds")
+    engine.add_argument(
+        "--max_retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        help="times a scene job whose worker died is run again",
+    )
     return parse
 
 
@@ -184,9 +267,19 @@ def main(args: Sequence[str] | None = None) -> Path:
             f"{' '.join(fit_args)}: realfill.fit flags, but no method run here fits "
             f"({', '.join(FIT_METHODS)})"
         )
+    if options.engine != "ray" and (options.ray_address or options.ray_num_cpus):
+        parser().error("--ray_address and --ray_num_cpus need --engine ray")
+    if options.ray_address and options.ray_num_cpus:
+        parser().error(
+            "--ray_num_cpus sizes the local Ray: the cluster of --ray_address has its own"
+        )
     options.fit_args = fit_args
     with exit_on_user_error():
-        summary = run(options)
+        try:
+            summary = run(options)
+        except ScenesFailed as failure:
+            print(f"realfill: error: {failure}", file=sys.stderr)
+            raise SystemExit(FAILED_SCENES_EXIT_CODE) from None
     print(f"Report: {summary.resolve()}")
     return summary
 

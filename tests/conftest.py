@@ -89,6 +89,12 @@ def make_textured_image():
     return textured_image
 
 
+@pytest.fixture
+def make_scene():
+    """`write_scene`: a valid scene folder at a path."""
+    return write_scene
+
+
 @pytest.fixture(scope="session")
 def motorcycle_builder():
     """examples/make_motorcycle.py as a module: scenes built from the real stereo pair."""
