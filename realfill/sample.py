@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from realfill import layout
 from realfill.callbacks.lora import SaveLoRA
-from realfill.cli import SceneCLI, run_cli
+from realfill.cli import SceneCLI, expand_composed_configs, run_cli
 from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder, save_images, write_json
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
@@ -173,7 +173,7 @@ class SampleCLI(SceneCLI):
     """
 
     def parse_arguments(self, parser, args) -> None:
-        given = list(args) if args is not None else sys.argv[1:]
+        given = expand_composed_configs(list(args) if args is not None else sys.argv[1:])
         parser.set_defaults(run_selection_settings(parser, given))
         super().parse_arguments(parser, args)
 
