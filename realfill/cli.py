@@ -1,6 +1,7 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -26,9 +27,36 @@ from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
 from realfill.modules.settings import moved_settings
+from realfill.selection.settings import SelectionSettings
 
 Result = TypeVar("Result")
 """What a command returns."""
+
+
+SELECTION_KEY = "selection"
+"""The config section of the end-of-fit selection's settings (`CompleteTarget`'s), by name."""
+
+
+def add_selection_argument(parser: LightningArgumentParser) -> None:
+    """`selection:`, the end-of-fit selection's settings (`--selection.num_samples=64`); null
+    (the default) samples nothing when fit ends."""
+    parser.add_argument(
+        f"--{SELECTION_KEY}",
+        type=SelectionSettings | None,
+        default=None,
+        help="The end-of-fit selection (realfill.callbacks.CompleteTarget, added after SaveLoRA):"
+        " its settings, or null for none.",
+    )
+
+
+def is_callback(callback, callback_class: type) -> bool:
+    """Whether a config's callback entry is a `callback_class` (or a subclass of it)."""
+    class_path = getattr(callback, "class_path", "") or ""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return issubclass(getattr(importlib.import_module(module_name), name), callback_class)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
 
 
 class SceneCLI(LightningCLI):
