@@ -27,7 +27,7 @@ from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
 from realfill.modules.settings import moved_settings
-from realfill.selection.settings import SelectionSettings
+from realfill.selection.settings import SELECTION_KEYS, SelectionSettings
 
 Result = TypeVar("Result")
 """What a command returns."""
@@ -89,8 +89,12 @@ class SceneCLI(LightningCLI):
 
 
 def moved_key_hint(message: str) -> str:
-    """Where the moved setting a parser error names went (see `moved_settings`), in a few
-    words to append to it; empty if it names none."""
+    """Where the moved setting a parser error names went (see `moved_settings`; the end-of-fit
+    selection's `--trainer.callbacks.KEY`, now `--selection.KEY`), in a few words to append to
+    it; empty if it names none."""
+    given = re.search(r"NestedArg\(key='(\w+)'", message)
+    if 'Parser key "trainer.callbacks"' in message and given and given[1] in SELECTION_KEYS:
+        return f" (the end-of-fit selection's {given[1]} is now {SELECTION_KEY}.{given[1]})"
     for old, new in moved_settings().items():
         group, _, key = old.rpartition(".")
         pattern = rf"--{re.escape(old)}\b|'{group}' does not accept option '{key}'"

@@ -733,3 +733,19 @@ def test_a_selection_given_twice_is_one_line(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("realfill: error: trainer.callbacks lists realfill.callbacks.Complete")
     assert "selection: null" in error
+
+
+def test_the_old_callbacks_flag_names_the_selection_key(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={tmp_path}",
+                "--trainer.callbacks.num_samples=3",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "(the end-of-fit selection's num_samples is now selection.num_samples)" in (
+        capsys.readouterr().err
+    )
