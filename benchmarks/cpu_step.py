@@ -44,7 +44,13 @@ def build(config: Path) -> tuple[RealFillModule, dict[str, torch.Tensor]]:
         parser_kwargs={"parser_mode": "omegaconf+"},
         auto_configure_optimizers=False,
         run=False,
-        args=["--config", str(config), "--trainer.logger=false", "--trainer.callbacks=[]"],
+        args=[
+            "--config",
+            str(config),
+            "--trainer.logger=false",
+            "--trainer.callbacks=[]",
+            "--selection=null",
+        ],
     )
     cli.datamodule.setup("fit")
     return cli.model, next(iter(cli.datamodule.train_dataloader()))

@@ -30,7 +30,10 @@ def measure(config: Path, scene: Path, steps: int, fit_args: list[str], resoluti
         run_dir = Path(scratch) / "run"
         preset = Path(scratch) / "preset.yaml"
         only_lora = {"callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]}
-        preset.write_text(yaml.safe_dump({"trainer": {"max_steps": steps, **only_lora}}))
+        no_selection = {"selection": None}  # the end-of-fit sampling
+        preset.write_text(
+            yaml.safe_dump({"trainer": {"max_steps": steps, **only_lora}, **no_selection})
+        )
         with patch.object(sys, "argv", sys.argv[:1]):
             fit(
                 [

@@ -17,7 +17,8 @@ the marks it reached, e.g. the steady step time while its selection was still ru
 class StageClock(L.Callback):
     """Wall-clock marks of a fit: training start, steady-state steps, training and selection end.
 
-    List it after CompleteTarget: its `on_train_end` then runs once the candidates are ranked.
+    List it after SaveLoRA, which fit puts the end-of-fit selection (`CompleteTarget`) after:
+    its `on_train_end` then runs once the candidates are ranked.
     """
 
     def __init__(self, warmup_steps: int = 20) -> None:

@@ -212,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
         "--num_samples",
         type=int,
         default=None,
-        help="candidates per scene (default: the config's CompleteTarget)",
+        help="candidates per scene (default: the config's selection: section)",
     )
     parse.add_argument(
         "--keep",

@@ -1,6 +1,7 @@
 """What `realfill.fit` and `realfill.sample` share: scene checks first, one-line user errors."""
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -26,9 +27,36 @@ from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
 from realfill.modules import RealFillModule
 from realfill.modules.settings import migrate_flat_settings, moved_settings
+from realfill.selection.settings import SELECTION_KEYS, SelectionSettings
 
 Result = TypeVar("Result")
 """What a command returns."""
+
+
+SELECTION_KEY = "selection"
+"""The config section of the end-of-fit selection's settings (`CompleteTarget`'s), by name."""
+
+
+def add_selection_argument(parser: LightningArgumentParser) -> None:
+    """`selection:`, the end-of-fit selection's settings (`--selection.num_samples=64`); null
+    (the default) samples nothing when fit ends."""
+    parser.add_argument(
+        f"--{SELECTION_KEY}",
+        type=SelectionSettings | None,
+        default=None,
+        help="The end-of-fit selection (realfill.callbacks.CompleteTarget, added after SaveLoRA):"
+        " its settings, or null for none.",
+    )
+
+
+def is_callback(callback, callback_class: type) -> bool:
+    """Whether a config's callback entry is a `callback_class` (or a subclass of it)."""
+    class_path = getattr(callback, "class_path", "") or ""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        return issubclass(getattr(importlib.import_module(module_name), name), callback_class)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
 
 
 class SceneCLI(LightningCLI):
@@ -41,6 +69,12 @@ class SceneCLI(LightningCLI):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             load_scene(data.scene_dir, data.max_references)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """Parse, with each config file that lists others under `config:` given as those
+        files stacked (see `expand_composed_configs`)."""
+        given = sys.argv[1:] if args is None else list(args)
+        super().parse_arguments(parser, expand_composed_configs(given))
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The trainer, with `StepProgressBar` as its progress bar unless the config names
@@ -55,8 +89,12 @@ class SceneCLI(LightningCLI):
 
 
 def moved_key_hint(message: str) -> str:
-    """Where the moved setting a parser error names went (see `moved_settings`), in a few
-    words to append to it; empty if it names none."""
+    """Where the moved setting a parser error names went (see `moved_settings`; the end-of-fit
+    selection's `--trainer.callbacks.KEY`, now `--selection.KEY`), in a few words to append to
+    it; empty if it names none."""
+    given = re.search(r"NestedArg\(key='(\w+)'", message)
+    if 'Parser key "trainer.callbacks"' in message and given and given[1] in SELECTION_KEYS:
+        return f" (the end-of-fit selection's {given[1]} is now {SELECTION_KEY}.{given[1]})"
     for old, new in moved_settings().items():
         group, _, key = old.rpartition(".")
         pattern = rf"--{re.escape(old)}\b|'{group}' does not accept option '{key}'"
@@ -149,6 +187,62 @@ def config_files(args: list[str]) -> list[Path]:
         if name in CONFIG_FLAGS and given is not None and os.path.lexists(given):
             paths.append(Path(given))
     return paths
+
+
+COMPOSE_KEY = "config"
+"""The key of a config file that stacks others, as jsonargparse's own `config:` key does: a
+file `{config: [base.yaml, model/sdxl.yaml]}` is those files given to `--config` in order."""
+
+
+def composed_configs(path: Path, seen: tuple[Path, ...] = ()) -> list[Path]:
+    """The config files `path` stands for: those its `config:` list names (relative to its
+    folder, each expanded in turn), or `path` itself if it lists none (or is not YAML: the
+    parser says why). `ConfigError` for a file that lists others and also sets keys (jsonargparse
+    would reset the groups it sets), one that names a missing file, or a cycle."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: the configs it lists under {COMPOSE_KEY}: include it again")
+    try:
+        content = yaml.safe_load(read_text(path, ConfigError))
+    except yaml.YAMLError:
+        return [path]
+    if not isinstance(content, dict) or COMPOSE_KEY not in content:
+        return [path]
+    if set(content) != {COMPOSE_KEY}:
+        raise ConfigError(
+            f"{path}: a config that lists others under {COMPOSE_KEY}: sets nothing else "
+            "(put its settings in a file of their own and list that last)"
+        )
+    listed = content[COMPOSE_KEY]
+    listed = [listed] if isinstance(listed, str) else listed
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ConfigError(f"{path}: {COMPOSE_KEY}: must be a config file or a list of them")
+    files = []
+    for name in listed:
+        child = path.parent / name
+        if not os.path.isfile(child):
+            raise ConfigError(f"{path}: lists {name}, which is not a file ({child})")
+        files += composed_configs(child, (*seen, path.resolve()))
+    return files
+
+
+def expand_composed_configs(args: list[str]) -> list[str]:
+    """`args` with each `--config FILE` that lists others under `config:` replaced by a
+    `--config` for each file it stands for (see `composed_configs`), in order."""
+    expanded = []
+    skip_next = False
+    for flag, value in zip(args, [*args[1:], None], strict=True):
+        if skip_next:
+            skip_next = False
+            continue
+        name, equals, inline = flag.partition("=")
+        given = inline if equals else value
+        if name not in CONFIG_FLAGS or given is None or not os.path.isfile(given):
+            expanded.append(flag)
+            continue
+        skip_next = not equals
+        for path in composed_configs(Path(given)):
+            expanded += [name, str(path)]
+    return expanded
 
 
 def check_config_files(args: list[str]) -> None:

@@ -6,16 +6,19 @@ interpolated after (`omegaconf+`), so `${trainer.default_root_dir}` follows a co
 override of the run dir and can be used from a stacked preset.
 """
 
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Trainer
 
+from realfill.callbacks import CompleteTarget, SaveLoRA, WandbReport
 from realfill.callbacks.run_config import SaveRunConfig
-from realfill.cli import SceneCLI, run_cli
+from realfill.cli import SELECTION_KEY, SceneCLI, add_selection_argument, is_callback, run_cli
 from realfill.errors import ConfigError
 from realfill.io import check_writable_folder
 from realfill.modules.realfill import check_compile_mode, check_training_precision
+from realfill.selection.settings import SelectionSettings
 
 CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
 """`--ckpt_path` values that Lightning resolves itself rather than read as a file."""
@@ -63,10 +66,37 @@ def check_accumulation(accumulate_grad_batches: int) -> None:
         )
 
 
+def check_one_selection(config) -> None:
+    """Refuse a config that gives the end-of-fit selection twice: in `selection:` and as a
+    `CompleteTarget` listed in `trainer.callbacks` (the way configs gave it before)."""
+    listed = [c for c in config.trainer.callbacks or [] if is_callback(c, CompleteTarget)]
+    if config.get(SELECTION_KEY) is not None and listed:
+        raise ConfigError(
+            f"trainer.callbacks lists {listed[0].class_path} and {SELECTION_KEY}: is set too: "
+            f"give the end-of-fit selection once (move its init_args to {SELECTION_KEY}:, or "
+            f"set {SELECTION_KEY}: null)"
+        )
+
+
+def with_selection(callbacks: list, settings: SelectionSettings) -> list:
+    """`callbacks` with a `CompleteTarget` of `settings` where it belongs: after the last
+    `SaveLoRA` (the LoRA is written before sampling starts, so a failure there never costs the
+    trained run) and before any `WandbReport` (which reports its selection)."""
+    complete = CompleteTarget(
+        **{field.name: getattr(settings, field.name) for field in fields(settings)}
+    )
+    after = [i + 1 for i, callback in enumerate(callbacks) if isinstance(callback, SaveLoRA)]
+    before = [i for i, callback in enumerate(callbacks) if isinstance(callback, WandbReport)]
+    position = min([*before, max(after, default=len(callbacks))])
+    return [*callbacks[:position], complete, *callbacks[position:]]
+
+
 class RealFillCLI(SceneCLI):
-    """The fit command's CLI: `--ckpt_path` resumes a run."""
+    """The fit command's CLI: `--ckpt_path` resumes a run, `selection:` sets the end-of-fit
+    selection by name."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        add_selection_argument(parser)
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
@@ -85,6 +115,17 @@ class RealFillCLI(SceneCLI):
         check_training_precision(config.trainer.precision)
         check_accumulation(config.trainer.accumulate_grad_batches)
         check_compile_mode(config.model.compile.mode, config.trainer.accumulate_grad_batches)
+        check_one_selection(config)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with the end-of-fit selection of `selection:` among its callbacks."""
+        settings = self.config_init.get(SELECTION_KEY)
+        if settings is not None:
+            trainer = self.config_init.trainer
+            callbacks = trainer.get("callbacks") or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            trainer.callbacks = with_selection(callbacks, settings)
+        return super().instantiate_trainer(**kwargs)
 
 
 def remove_empty_log_dirs(trainer: Trainer) -> None:

@@ -8,7 +8,6 @@ Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.stra
 each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -25,7 +24,13 @@ from torch.utils.data import DataLoader
 
 from realfill import layout
 from realfill.callbacks.lora import SaveLoRA
-from realfill.cli import SceneCLI, run_cli
+from realfill.cli import (
+    SceneCLI,
+    add_selection_argument,
+    expand_composed_configs,
+    is_callback,
+    run_cli,
+)
 from realfill.data import Scene
 from realfill.io import (
     check_replaceable,
@@ -143,16 +148,6 @@ class CandidateWriter(BasePredictionWriter):
             write_json({"score": candidate["score"]}, stem.with_suffix(".json"))
 
 
-def is_callback(callback, callback_class: type) -> bool:
-    """Whether a config's callback entry is a `callback_class` (or a subclass of it)."""
-    class_path = getattr(callback, "class_path", "") or ""
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        return issubclass(getattr(importlib.import_module(module_name), name), callback_class)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return False
-
-
 def run_lora_dirname(config: Namespace) -> str:
     """The folder the run's `SaveLoRA` wrote the LoRA to, under the run dir."""
     for callback in config.trainer.callbacks or []:
@@ -164,8 +159,9 @@ def run_lora_dirname(config: Namespace) -> str:
 
 
 def run_selection_settings(parser, args: list[str]) -> dict:
-    """The selection settings of the `CompleteTarget` callback in the configs `args` name (the
-    run's), read by a quiet first parse; none if they do not parse (the real parse says why)."""
+    """The end-of-fit selection settings of the configs `args` name (the run's: its `selection:`
+    section, or the `CompleteTarget` an older run lists in `trainer.callbacks`), read by a quiet
+    first parse; none if they do not parse (the real parse says why)."""
     quiet = [arg for arg in args if not prints_and_exits(arg)]
     exit_on_error, parser.exit_on_error = parser.exit_on_error, False
     try:
@@ -174,12 +170,17 @@ def run_selection_settings(parser, args: list[str]) -> dict:
         return {}
     finally:
         parser.exit_on_error = exit_on_error
+    sections = [config.selection] if config.get("selection") else []
+    sections += [  # a run configured before `selection:`: its listed CompleteTarget's
+        callback.init_args or Namespace()
+        for callback in config.trainer.callbacks or []
+        if is_callback(callback, SelectionSettings)  # CompleteTarget, or one derived from it
+    ]
     settings: dict = {}
-    for callback in config.trainer.callbacks or []:
-        if is_callback(callback, SelectionSettings):  # CompleteTarget, or one derived from it
-            for key, value in vars(callback.init_args or {}).items():
-                if key in SELECTION_KEYS:
-                    settings[key] = value.as_dict() if isinstance(value, Namespace) else value
+    for section in sections:
+        for key, value in vars(section).items():
+            if key in SELECTION_KEYS:
+                settings[key] = value.as_dict() if isinstance(value, Namespace) else value
     return settings
 
 
@@ -192,7 +193,7 @@ class SampleCLI(SceneCLI):
     """
 
     def parse_arguments(self, parser, args) -> None:
-        given = list(args) if args is not None else sys.argv[1:]
+        given = expand_composed_configs(list(args) if args is not None else sys.argv[1:])
         parser.set_defaults(run_selection_settings(parser, given))
         super().parse_arguments(parser, args)
 
@@ -202,6 +203,7 @@ class SampleCLI(SceneCLI):
         self.config.trainer.use_distributed_sampler = False  # CandidateSampler shares the seeds
 
     def add_arguments_to_parser(self, parser) -> None:
+        add_selection_argument(parser)  # the run's, read as the defaults of the settings below
         parser.add_class_arguments(SelectionSettings, None)
         parser.add_argument(
             "--lora",

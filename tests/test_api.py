@@ -17,7 +17,7 @@ SCRIPT = """
 from realfill.api import evaluate, fit, sample
 
 fast = {{"trainer.max_steps": 2, "data.batch_size": 2}}
-fast |= {{"trainer.callbacks.num_samples": 2, "trainer.callbacks.num_inference_steps": 2}}
+fast |= {{"selection.num_samples": 2, "selection.num_inference_steps": 2}}
 run = fit("{repo}/configs/tiny.yaml", scene_dir="{scene}", run_dir="{run}", overrides=fast)
 best = run.completions.best
 best_path, best_score = run.completions.path(best), best.score
@@ -53,10 +53,10 @@ def test_a_script_fits_samples_and_evaluates_through_the_python_api(motorcycle_b
 
 def test_a_setting_the_command_refuses_raises_its_one_line_error(tmp_path):
     """Not the config parser's wrapping of it, and not an exit: a script can catch it."""
-    expected = "^CompleteTarget: seed and match_margin must be >= 0, got -5 and 0$"
+    expected = "^SelectionSettings: seed and match_margin must be >= 0, got -5 and 0$"
     with pytest.raises(ConfigError, match=expected):
         fit(
             REPO / "configs" / "tiny.yaml",
             run_dir=tmp_path,
-            overrides={"trainer.callbacks.seed": -5},
+            overrides={"selection.seed": -5},
         )

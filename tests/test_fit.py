@@ -33,16 +33,9 @@ def fast_preset(tmp_path: Path, every_n_steps: int = 2, num_samples: int = 3) ->
                     },
                 },
                 {"class_path": "realfill.callbacks.SaveLoRA"},
-                {
-                    "class_path": "realfill.callbacks.CompleteTarget",
-                    "init_args": {
-                        "num_samples": num_samples,
-                        "num_inference_steps": 3,
-                        "batch_size": 2,
-                    },
-                },
             ],
         },
+        "selection": {"num_samples": num_samples, "num_inference_steps": 3, "batch_size": 2},
         "data": {"batch_size": 2},
     }
     path = tmp_path / "fast.yaml"
@@ -110,12 +103,9 @@ def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, sta
                     "class_path": "realfill.callbacks.PeriodicSampling",
                     "init_args": {"every_n_steps": 1, "seeds": [0], "num_inference_steps": 2},
                 },
-                {
-                    "class_path": "realfill.callbacks.CompleteTarget",
-                    "init_args": {"num_samples": 2, "num_inference_steps": 2, "batch_size": 2},
-                },
             ],
         },
+        "selection": {"num_samples": 2, "num_inference_steps": 2, "batch_size": 2},
         "model": {
             "base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"},
             "compile": {"backend": "eager"},  # the wiring; test_realfill.py compares the numbers
@@ -221,7 +211,7 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
             "model.optimization.warmup_steps must be >= 0, got -1",
         ),
         ("--model.lora.alpha=-1", "model.lora.alpha must be > 0, got -1"),
-        ("--trainer.callbacks.seed=-5", "CompleteTarget: seed and match_margin must be >= 0"),
+        ("--selection.seed=-5", "SelectionSettings: seed and match_margin must be >= 0"),
         ("--data.batch_size=0", "data: need resolution >= 1, batch_size >= 1"),
         (
             '--trainer.callbacks+={"class_path":"realfill.callbacks.PeriodicSampling",'
@@ -234,7 +224,7 @@ def test_bad_input_is_one_line_and_exit_code_2(override, expected, capsys):
             "PeriodicSampling: feather_blur (2) must be <= feather_dilation (1): a wider blur",
         ),
         ("--trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be >= 1"),
-        ("--trainer.callbacks.resolution=3", "CompleteTarget: resolution=3 must be a multiple"),
+        ("--selection.resolution=3", "CompleteTarget: resolution=3 must be a multiple"),
         (
             '--trainer.callbacks+={"class_path":"realfill.callbacks.PeriodicSampling",'
             '"init_args":{"resolution":3}}',
@@ -451,9 +441,7 @@ def test_a_scheduler_sampling_cannot_use_is_refused_before_training(
     tmp_path, capsys, config, scheduler, expected
 ):
     preset = tmp_path / "scheduler.yaml"
-    callback = {"class_path": "realfill.callbacks.CompleteTarget"}
-    callback["init_args"] = {"scheduler": scheduler}
-    preset.write_text(yaml.safe_dump({"trainer": {"callbacks": [callback]}}))
+    preset.write_text(yaml.safe_dump({"selection": {"scheduler": scheduler}}))
     run_dir = tmp_path / "run"
     args = ["--config", config, "--config", str(preset), f"--trainer.default_root_dir={run_dir}"]
     with pytest.raises(SystemExit) as exit_info:
@@ -749,3 +737,87 @@ def test_sigterm_during_end_of_fit_sampling_exits_143_and_keeps_the_old_completi
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 6
     assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def built(cli) -> None:
+    """A command that does nothing with the CLI it is given."""
+
+
+def built_fit(args: list[str]):
+    """The fit command's CLI built from `args` (model, data and trainer), without fitting."""
+    from realfill.callbacks.run_config import SaveRunConfig
+    from realfill.cli import run_command
+    from realfill.fit import RealFillCLI
+
+    cli, _ = run_command(RealFillCLI, built, SaveRunConfig, args)
+    return cli
+
+
+def test_selection_is_set_by_name_whatever_callbacks_follow(tmp_path):
+    """`--selection.KEY` sets the end-of-fit selection even with callbacks listed after it
+    (the trap of `--trainer.callbacks.KEY`, which sets the last one's)."""
+    from realfill.callbacks import CompleteTarget, PeriodicSampling, SaveLoRA, WandbReport
+
+    periodic = str(REPO / "configs" / "callbacks" / "periodic_sampling.yaml")
+    report = '{"class_path":"realfill.callbacks.WandbReport"}'
+    args = ["--config", TINY, "--config", periodic, f"--trainer.callbacks+={report}"]
+    args += [f"--trainer.default_root_dir={tmp_path}", "--selection.num_samples=5"]
+    callbacks = built_fit(args).trainer.callbacks
+    (complete,) = [c for c in callbacks if isinstance(c, CompleteTarget)]
+    assert complete.num_samples == 5 and complete.num_inference_steps == 20  # tiny.yaml's
+    kinds = [type(c) for c in callbacks]
+    position = kinds.index(CompleteTarget)
+    assert kinds.index(SaveLoRA) < position < kinds.index(PeriodicSampling)
+    assert position < kinds.index(WandbReport)
+
+
+def legacy_config(tmp_path: Path, selection: dict | None = None) -> Path:
+    """A resolved tiny config as runs wrote it before `selection:`: the end-of-fit selection
+    listed in `trainer.callbacks` (`CompleteTarget` with `init_args`), and no selection key."""
+    config = yaml.safe_load((REPO / "configs" / "base.yaml").read_text())
+    config["trainer"]["default_root_dir"] = str(tmp_path / "run")
+    config["model"]["base_model"] = {"class_path": "realfill.modules.TinyStableDiffusionInpainting"}
+    config["data"] |= {"resolution": 32, "batch_size": 2, "num_workers": 0}
+    init_args = config.pop("selection")
+    config["trainer"]["callbacks"].append(
+        {"class_path": "realfill.callbacks.CompleteTarget", "init_args": init_args}
+    )
+    if selection is not None:
+        config["selection"] = selection
+    path = tmp_path / "legacy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_config_listing_complete_target_still_fits_with_it(tmp_path):
+    from realfill.callbacks import CompleteTarget
+
+    callbacks = built_fit(["--config", str(legacy_config(tmp_path))]).trainer.callbacks
+    (complete,) = [c for c in callbacks if isinstance(c, CompleteTarget)]
+    assert complete.num_samples == 64 and complete.keep == 16  # base.yaml's, from the list
+
+
+def test_a_selection_given_twice_is_one_line(tmp_path, capsys):
+    config = legacy_config(tmp_path, selection={"num_samples": 8})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("realfill: error: trainer.callbacks lists realfill.callbacks.Complete")
+    assert "selection: null" in error
+
+
+def test_the_old_callbacks_flag_names_the_selection_key(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--config",
+                TINY,
+                f"--trainer.default_root_dir={tmp_path}",
+                "--trainer.callbacks.num_samples=3",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "(the end-of-fit selection's num_samples is now selection.num_samples)" in (
+        capsys.readouterr().err
+    )

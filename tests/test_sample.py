@@ -35,6 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
                     "max_steps": 2,
                     "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
                 },
+                "selection": None,
                 "data": {"batch_size": 2},
             }
         )
@@ -216,6 +217,22 @@ def test_unset_selection_settings_come_from_the_runs_complete_target(run_dir, tm
     assert seen == {"steps": 3, "blur": 0}
 
 
+def test_unset_selection_settings_come_from_the_runs_selection_section(run_dir, tmp_path):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["selection"] = {"num_inference_steps": 3, "feather_dilation": 2, "feather_blur": 2}
+    with_selection = tmp_path / "config.yaml"
+    with_selection.write_text(yaml.safe_dump(config))
+    seen = {}
+
+    def record(cli) -> None:
+        seen.update(steps=cli.config.num_inference_steps, blur=cli.config.feather_blur)
+
+    run_cli(SampleCLI, record, None, ["--config", str(with_selection)])
+    assert seen == {"steps": 3, "blur": 2}
+    run_cli(SampleCLI, record, None, ["--config", str(with_selection), "--feather_blur=0"])
+    assert seen == {"steps": 3, "blur": 0}
+
+
 def test_print_config_shows_the_settings_sampling_will_use(run_dir, tmp_path, run_command):
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["trainer"]["callbacks"].append(
@@ -243,7 +260,8 @@ def test_a_run_fitted_with_relative_paths_samples_from_any_folder(tmp_path, monk
     shutil.copytree(REPO / "examples" / "motorcycle", tmp_path / "scene")
     preset = tmp_path / "preset.yaml"
     callbacks = [{"class_path": "realfill.callbacks.SaveLoRA"}]
-    preset.write_text(yaml.safe_dump({"trainer": {"max_steps": 1, "callbacks": callbacks}}))
+    fit_only = {"trainer": {"max_steps": 1, "callbacks": callbacks}, "selection": None}
+    preset.write_text(yaml.safe_dump(fit_only))
     monkeypatch.chdir(tmp_path)
     fit(
         ["--config", str(REPO / "configs" / "tiny.yaml"), "--config", str(preset)]

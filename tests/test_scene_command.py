@@ -110,6 +110,7 @@ def test_the_tiny_fit_completes_a_made_outpainting_scene(tmp_path, photos, fit_t
     scene = make(photos, tmp_path / "scene", "--outpaint", "0,0,16,0")
     preset = {
         "trainer": {"max_steps": 2, "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]},
+        "selection": None,
         "data": {"batch_size": 2},
     }
     run_dir = fit_tiny("run", preset, extra=(f"--data.scene_dir={scene}",))

@@ -52,6 +52,7 @@ def test_the_sweep_command_runs_a_fit_with_the_swept_rank(tmp_path):
                     "max_steps": 2,
                     "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
                 },
+                "selection": None,
                 "data": {"batch_size": 2},
             }
         )

@@ -36,7 +36,8 @@ def fit_then_sample(
     export alone), then sample, rank and select into `out` with the configs as given: the
     selection settings are their `CompleteTarget`'s (matcher included), then `sampling`'s."""
     preset = run_dir / "benchmark-preset.yaml"
-    write_text(yaml.safe_dump({"trainer": {"callbacks": FIT_ONLY_CALLBACKS}}), preset)
+    fit_only = {"trainer": {"callbacks": FIT_ONLY_CALLBACKS}, "selection": None}
+    write_text(yaml.safe_dump(fit_only), preset)
     run_flags = [
         f"--data.scene_dir={scene_dir}",
         f"--trainer.default_root_dir={run_dir}",

@@ -119,7 +119,7 @@ class WandbReport(L.Callback):
         for logger in wandb_loggers(trainer):
             if selection is None:
                 warnings.warn(
-                    "WandbReport: no selection (is CompleteTarget in trainer.callbacks?); "
+                    "WandbReport: no selection (is the config's selection: null?); "
                     "completions not logged",
                     stacklevel=2,
                 )

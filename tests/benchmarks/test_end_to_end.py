@@ -23,13 +23,10 @@ def test_end_to_end_times_training_and_selection_and_extrapolates(
             "default_root_dir": str(tmp_path / "run"),
             "callbacks": [
                 {"class_path": "realfill.callbacks.SaveLoRA"},
-                {
-                    "class_path": "realfill.callbacks.CompleteTarget",
-                    "init_args": {"num_samples": 2, "keep": 1, "num_inference_steps": 2},
-                },
                 {"class_path": "stage_clock.StageClock", "init_args": {"warmup_steps": 2}},
             ],
         },
+        "selection": {"num_samples": 2, "keep": 1, "num_inference_steps": 2},
         "model": {
             "base_model": {"class_path": "realfill.modules.TinyStableDiffusionInpainting"},
             "compile": {"denoiser": False, "encoders": False},

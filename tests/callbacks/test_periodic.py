@@ -13,6 +13,7 @@ from realfill.selection.contact_sheet import contact_sheet
 
 SHORT_FIT = {
     "trainer": {"max_steps": 4, "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}]},
+    "selection": None,
     "data": {"batch_size": 2},
 }
 PERIODIC = {

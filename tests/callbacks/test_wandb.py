@@ -21,15 +21,12 @@ FAST_FIT = {
             {"class_path": "realfill.callbacks.SaveLoRA"},
             {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
             {
-                "class_path": "realfill.callbacks.CompleteTarget",
-                "init_args": {"num_samples": 4, "num_inference_steps": 2},
-            },
-            {
                 "class_path": "realfill.callbacks.PeriodicSampling",
                 "init_args": {"every_n_steps": 2, "seeds": [0, 1], "num_inference_steps": 2},
             },
         ],
     },
+    "selection": {"num_samples": 4, "num_inference_steps": 2},
     "data": {"batch_size": 2},
 }
 
@@ -120,6 +117,7 @@ def test_offline_run_keeps_images_table_config_and_lora_artifact(fit_tiny, monke
 def test_disabled_wandb_fits_and_writes_nothing(fit_tiny, monkeypatch, mode):
     monkeypatch.setenv("WANDB_MODE", mode)
     fast = {"trainer": {"max_steps": 2, "callbacks": FAST_FIT["trainer"]["callbacks"][:1]}}
+    fast["selection"] = None
     run_dir = fit_tiny("run", fast, extra=("--config", WANDB_PRESET))
     assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert not list(run_dir.glob("wandb/*run-*"))

@@ -14,21 +14,11 @@ from realfill.selection import SelectionSettings
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {
-    "trainer": {
-        "callbacks": [
-            {
-                "class_path": "realfill.callbacks.CompleteTarget",
-                "init_args": {
-                    "num_samples": 2,
-                    "keep": 1,
-                    "num_inference_steps": 2,
-                    "matcher": {
-                        "class_path": "realfill.selection.SIFTMatcher",
-                        "init_args": {"max_side": 96},
-                    },
-                },
-            }
-        ]
+    "selection": {
+        "num_samples": 2,
+        "keep": 1,
+        "num_inference_steps": 2,
+        "matcher": {"class_path": "realfill.selection.SIFTMatcher", "init_args": {"max_side": 96}},
     },
     "data": {"batch_size": 2},
 }
@@ -234,7 +224,7 @@ def test_help_shows_each_options_default(capsys):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "output folder (default: runs/benchmark)" in text
-    assert "candidates per scene (default: the config's CompleteTarget)" in text
+    assert "candidates per scene (default: the config's selection: section)" in text
 
 
 def test_a_users_summary_in_the_report_folder_stops_before_anything_runs(

@@ -56,3 +56,64 @@ def test_flat_settings_of_earlier_versions_move_to_their_groups():
         "prompt": "a photo of sks",
     }
     assert migrate_flat_settings({"trainer": {}}) == []
+
+
+COMPOSED_FORMS = {
+    "realfill.yaml": ["base.yaml", "model/sd2.yaml"],
+    "sd15.yaml": ["base.yaml", "model/sd15.yaml"],
+    "sdxl.yaml": ["base.yaml", "model/sdxl.yaml"],
+    "flux_fill.yaml": ["base.yaml", "model/flux_fill.yaml"],
+    "small.yaml": ["base.yaml", "model/small.yaml"],
+    "tiny.yaml": ["base.yaml", "experiment/tiny.yaml", "model/tiny_sd2.yaml"],
+    "tiny_sdxl.yaml": ["base.yaml", "experiment/tiny.yaml", "model/tiny_sdxl.yaml"],
+    "tiny_flux_fill.yaml": ["base.yaml", "experiment/tiny.yaml", "model/tiny_flux_fill.yaml"],
+}
+"""Each config name users type, and the files it stacks (the README's composed form)."""
+
+
+def printed_config(args: list[str], capsys) -> str:
+    """What `python -m realfill.fit ARGS --print_config` prints."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_every_config_name_is_composed():
+    assert sorted(COMPOSED_FORMS) == sorted(BASE_MODEL_CONFIGS)
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSED_FORMS))
+def test_config_name_resolves_as_its_composed_form(name, capsys):
+    """`--config configs/X.yaml` is exactly its files given to `--config` one by one."""
+    stacked = [arg for part in COMPOSED_FORMS[name] for arg in ("--config", str(CONFIGS / part))]
+    single = printed_config([f"--config={CONFIGS / name}"], capsys)
+    assert single == printed_config(stacked, capsys)
+
+
+def test_composed_config_stacks_with_presets_after_it(capsys):
+    preset = ["--config", str(CONFIGS / "memory" / "24gb.yaml")]
+    single = printed_config(["--config", str(CONFIGS / "realfill.yaml"), *preset], capsys)
+    config = yaml.safe_load(single)
+    assert config["model"]["gradient_checkpointing"] is True
+    assert config["model"]["base_model"]["class_path"].endswith("StableDiffusionInpainting")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ({"config": ["base.yaml"], "trainer": {"max_steps": 1}}, "sets nothing else"),
+        ({"config": ["missing.yaml"]}, "lists missing.yaml, which is not a file"),
+        ({"config": ["composed.yaml"]}, "include it again"),
+        ({"config": [{"a": 1}]}, "must be a config file or a list of them"),
+    ],
+)
+def test_bad_composed_config_is_one_line(content, reason, tmp_path, capsys):
+    (tmp_path / "base.yaml").write_text((CONFIGS / "base.yaml").read_text())
+    composed = tmp_path / "composed.yaml"
+    composed.write_text(yaml.safe_dump(content))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(composed)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("realfill: error:") and reason in error and "\n" not in error

@@ -211,7 +211,8 @@ def test_two_process_ddp_fit_of_tiny_sdxl_writes_the_lora(tmp_path, run_command)
             "logger": False,
             "enable_checkpointing": False,
             "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
-        }
+        },
+        "selection": None,
     }
     (tmp_path / "lora_only.yaml").write_text(yaml.safe_dump(preset))
     run_dir = tmp_path / "run"

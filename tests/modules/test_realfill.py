@@ -366,6 +366,7 @@ def test_channels_last_computes_the_same_loss_and_saves_conv_adapters(fit_tiny, 
             "max_steps": 1,
             "callbacks": [{"class_path": "realfill.callbacks.SaveLoRA"}],
         },
+        "selection": None,
         "model": {"lora": {"denoiser_target_modules": ["to_q", "to_v", "conv1", "conv2"]}},
         "data": {"batch_size": 2},
     }
