@@ -68,7 +68,7 @@ COMPOSED_FORMS = {
     "tiny_sdxl.yaml": ["base.yaml", "experiment/tiny.yaml", "model/tiny_sdxl.yaml"],
     "tiny_flux_fill.yaml": ["base.yaml", "experiment/tiny.yaml", "model/tiny_flux_fill.yaml"],
 }
-"""Each config name users type, and the files it stacks (the README's composed form)."""
+"""Each config name users type, and the files it stacks (docs/configuration.md's composed form)."""
 
 
 def printed_config(args: list[str], capsys) -> str:

@@ -9,7 +9,7 @@ breaks learning cannot pass:
 - sampling-free: the fitted model predicts the noise on the hole's *true* content
   `REQUIRED_REDUCTION` better than the base model (`hole_denoising_error`).
 
-Measured when this was written (README, "The small model"): learning rates of zero, the
+Measured when this was written (docs/small-model.md): learning rates of zero, the
 training mask's convention flipped and the target's hole included in the loss weight each fail
 the PSNR check.
 """
