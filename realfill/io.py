@@ -1,6 +1,7 @@
 """Files in and out: atomic output (a reader never sees a half-written image or folder),
 output folders checked before the work that fills them, text read with one-line errors."""
 
+import ctypes
 import errno
 import fcntl
 import json
@@ -350,13 +351,38 @@ def output_lock(path: Path) -> Iterator[None]:
             os.close(descriptor)
 
 
+RENAME_EXCHANGE = 2
+"""renameat2's flag (Linux >= 3.15) that swaps two paths in one step."""
+AT_FDCWD = -100
+"""renameat2's "relative to the working directory" folder descriptor."""
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux's renameat2 with RENAME_EXCHANGE), so
+    that no reader ever finds either missing; False where the system or file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    names = [os.fsencode(os.path.abspath(path)) for path in (first, second)]
+    if renameat2(AT_FDCWD, names[0], AT_FDCWD, names[1], RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(second))
+
+
 def swap_in(staging: Path, path: Path) -> None:
-    """Put the finished `staging` folder in `path`'s place: the old folder is renamed aside
-    (into a marked retired folder), the new one in, then the old deleted."""
+    """Put the finished `staging` folder in `path`'s place: exchanged with the old folder in
+    one step where the system can (then the old deleted from the staging name), else the old
+    renamed aside (into a marked retired folder), the new one in, and the old deleted."""
     (staging / STAGING_MARKER).unlink()
     write_manifest(staging)
     if not path.exists():
         staging.rename(path)
+        return
+    if exchange(staging, path):
+        shutil.rmtree(staging)
         return
     retired = make_staging_folder(path, "retired")
     path.rename(retired / path.name)
@@ -373,8 +399,8 @@ def staged_directory(
     `path` may already exist only as `check_replaceable` allows (checked before the block
     runs, with `owned` and `legacy`). The output is locked meanwhile (`output_lock`), stale
     staging folders of killed runs are removed first, and the new folder gets a manifest of
-    what the block wrote. The swap renames the old folder aside, the new one in, then deletes
-    the old: at no point is `path` missing an output that was there but for an instant.
+    what the block wrote. The swap exchanges the two folders in one step (`swap_in`; where the
+    system cannot, `path` is missing for an instant between two renames), then deletes the old.
     """
     path = Path(path)
     with output_lock(path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from realfill import io
 from realfill.errors import OutputError
 from realfill.io import (
     MANIFEST_FILENAME,
@@ -216,3 +217,35 @@ def test_an_output_under_a_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(OutputError, match="afile/out: cannot be written"):
         write_output(tmp_path / "afile" / "out", "x")
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["exchanged", "renamed-aside"])
+def test_a_replaced_output_is_swapped_in_and_the_old_one_removed(tmp_path, monkeypatch, atomic):
+    """Defect 12: the swap left no folder at `path` for an instant; where the system can
+    exchange two paths in one step it now does (the fallback renames the old one aside)."""
+    calls = []
+    real_exchange = io.exchange
+
+    def exchange(first, second):
+        calls.append((first, second))
+        return real_exchange(first, second) if atomic else False
+
+    monkeypatch.setattr(io, "exchange", exchange)
+    out = tmp_path / "out"
+    with io.staged_directory(out, {"a.txt"}) as staging:
+        (staging / "a.txt").write_text("old")
+    with io.staged_directory(out, {"a.txt"}) as staging:
+        (staging / "a.txt").write_text("new")
+    assert (out / "a.txt").read_text() == "new"
+    assert len(calls) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_two_folders_are_exchanged_in_one_step(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "one").write_text("1")
+    if not io.exchange(first, second):
+        pytest.skip("this system cannot exchange two paths in one step")
+    assert (second / "one").read_text() == "1" and not any(first.iterdir())
