@@ -1,7 +1,7 @@
 """One image that shows many: a captioned grid of thumbnails for logs and reports."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -9,6 +9,10 @@ BACKGROUND = (255, 255, 255)
 """Sheet colour behind and between the tiles."""
 TEXT_COLOUR = (0, 0, 0)
 """Caption colour."""
+HIGHLIGHT_COLOUR = (0, 170, 0)
+"""The frame of a highlighted tile (a kept candidate): green, drawn in the gap around it."""
+HIGHLIGHT_WIDTH = 2
+"""The frame's width in pixels, at most half the gap so that neighbouring frames never meet."""
 ELLIPSIS = "..."
 """Appended to a caption cut short to fit its tile (ASCII: the default font draws it)."""
 
@@ -68,8 +72,10 @@ def contact_sheet(
     columns: int | None = None,
     tile_size: int = 256,
     gap: int = 4,
+    highlighted: Collection[int] = (),
 ) -> Image.Image:
-    """A white grid of thumbnails, each ``tile_size`` wide, with its caption drawn beneath.
+    """A white grid of thumbnails, each ``tile_size`` wide, with its caption drawn beneath;
+    the tiles at the ``highlighted`` indices framed in green, in the gap (no pixel covered).
 
     Columns default to ceil(sqrt(n)) and never exceed n. Thumbnails keep their aspect ratio;
     every cell is as tall as the tallest thumbnail plus a caption strip (none when ``captions``
@@ -100,6 +106,10 @@ def contact_sheet(
         x = gap + column * (tile_size + gap)
         y = gap + row * (cell_height + gap)
         sheet.paste(thumb, (x, y))
+        if index in highlighted:
+            width = min(HIGHLIGHT_WIDTH, gap // 2)
+            box = (x - width, y - width, x + thumb.width + width - 1, y + thumb.height + width - 1)
+            draw.rectangle(box, outline=HIGHLIGHT_COLOUR, width=width)
         if captions is not None:
             text = fit_caption(draw, captions[index], font, tile_size)
             text_y = y + cell_height - strip + gap - line_top

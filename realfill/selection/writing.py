@@ -133,7 +133,8 @@ def write_selection(
         write_json([asdict(record) for record in records], staging / layout.SCORES_FILENAME)
         shown = [candidates[i] for i in order]
         tiles = [Image.open(c) if isinstance(c, Path) else c for c in shown]
-        sheet = contact_sheet(tiles, [r.caption for r in records])
+        kept = range(min(keep, len(records)))  # framed: the candidates copied to ranked/
+        sheet = contact_sheet(tiles, [r.caption for r in records], highlighted=kept)
         if scene is not None:
             sheet = stacked([scene_row(scene), sheet])
         save_image(sheet, staging / layout.CONTACT_SHEET_FILENAME)

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from realfill.selection.contact_sheet import contact_sheet, fit_caption, grid_shape
+from realfill.selection.contact_sheet import (
+    BACKGROUND,
+    HIGHLIGHT_COLOUR,
+    contact_sheet,
+    fit_caption,
+    grid_shape,
+)
 
 WHITE = (255, 255, 255)
 
@@ -87,3 +93,13 @@ def test_empty_input_is_rejected():
 def test_caption_count_must_match():
     with pytest.raises(ValueError, match="2 captions for 3 images"):
         contact_sheet([solid((0, 0, 0))] * 3, captions=["a", "b"])
+
+
+def test_highlighted_tiles_are_framed_in_the_gap_and_their_pixels_kept():
+    tiles = [Image.new("RGB", (32, 32), (200, 0, 0)) for _ in range(3)]
+    sheet = contact_sheet(tiles, columns=3, tile_size=32, gap=4, highlighted={1})
+    first_x, second_x = 4, 4 + 32 + 4
+    assert sheet.getpixel((second_x - 1, 10)) == HIGHLIGHT_COLOUR  # left of the kept tile
+    assert sheet.getpixel((second_x + 32, 10)) == HIGHLIGHT_COLOUR  # right of it
+    assert sheet.getpixel((first_x - 1, 10)) == BACKGROUND  # not kept: no frame
+    assert sheet.crop((second_x, 4, second_x + 32, 36)).getcolors() == [(32 * 32, (200, 0, 0))]
