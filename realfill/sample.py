@@ -8,7 +8,6 @@ Seeds are spread over the trainer's devices (`--trainer.devices N --trainer.stra
 each drawn exactly once; every candidate is reproduced by its seed alone.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -20,6 +19,7 @@ import lightning as L
 import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from realfill import layout
@@ -39,7 +39,6 @@ from realfill.io import (
     output_lock,
     remove_stale_staging,
     save_images,
-    write_json,
 )
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
 from realfill.modules.sampling import raise_on_sigterm, stop_checked
@@ -69,7 +68,8 @@ def prints_and_exits(arg: str) -> bool:
 
 
 class CandidateSampler(L.LightningModule):
-    """Prediction wrapper: a batch of seeds in, composited and scored candidates out."""
+    """Prediction wrapper: a batch of seeds in, composited candidates out (ranked after, on
+    rank 0, with a bar of its own)."""
 
     def __init__(
         self,
@@ -103,21 +103,15 @@ class CandidateSampler(L.LightningModule):
         return DataLoader(torch.tensor(mine), batch_size=self.selection.batch_size)
 
     def predict_step(self, seeds: torch.Tensor, batch_idx: int) -> list[dict]:
-        """The batch's candidates, composited and scored (a compiled denoiser samples the
-        last, partial batch padded, see `generate`)."""
+        """The batch's candidates, composited (a compiled denoiser samples the last, partial
+        batch padded, see `generate`)."""
         seeds = [int(seed) for seed in seeds]
         if not seeds:
             return []
-        selection = self.selection
         images = composited_completions(
-            self.model, self.scene, seeds, self.resolution, selection, progress=False
+            self.model, self.scene, seeds, self.resolution, self.selection, progress=False
         )
-        matcher = selection.ranking_matcher()
-        scores = score_candidates(images, self.scene, matcher, selection.match_margin, False)
-        return [
-            {"seed": s, "image": im, "score": sc}
-            for s, im, sc in zip(seeds, images, scores, strict=True)
-        ]
+        return [{"seed": s, "image": im} for s, im in zip(seeds, images, strict=True)]
 
 
 class CandidateWriter(BasePredictionWriter):
@@ -141,11 +135,8 @@ class CandidateWriter(BasePredictionWriter):
         raise_on_sigterm(trainer)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, *args) -> None:
-        stems = [self.staging / f"seed{candidate['seed']:05d}" for candidate in prediction]
-        images = [candidate["image"] for candidate in prediction]
-        save_images(images, [stem.with_suffix(".png") for stem in stems])
-        for stem, candidate in zip(stems, prediction, strict=True):
-            write_json({"score": candidate["score"]}, stem.with_suffix(".json"))
+        files = [self.staging / f"seed{candidate['seed']:05d}.png" for candidate in prediction]
+        save_images([candidate["image"] for candidate in prediction], files)
 
 
 def run_lora_dirname(config: Namespace) -> str:
@@ -219,13 +210,22 @@ class SampleCLI(SceneCLI):
         )
 
 
-def collect(staging: Path) -> tuple[list[int], list[Path], list[int]]:
-    """Seeds, candidate files and scores written by every process, in seed order."""
+def collect(staging: Path) -> tuple[list[int], list[Path]]:
+    """Seeds and candidate files written by every process, in seed order."""
     staged = {int(path.stem.removeprefix("seed")): path for path in staging.glob("seed*.png")}
     seeds = sorted(staged)  # by number: seed100000 comes after seed99999
-    files = [staged[seed] for seed in seeds]
-    scores = [json.loads(path.with_suffix(".json").read_text())["score"] for path in files]
-    return seeds, files, scores
+    return seeds, [staged[seed] for seed in seeds]
+
+
+def ranked_scores(files: list[Path], scene: Scene, selection: SelectionSettings) -> list[int]:
+    """The candidates' correspondence scores, with a progress bar (the candidates are read
+    back from the staging folder: PNG keeps their pixels)."""
+    images = []
+    for file in files:
+        with Image.open(file) as image:
+            images.append(image.convert("RGB"))
+    matcher = selection.ranking_matcher()
+    return score_candidates(images, scene, matcher, selection.match_margin, progress=True)
 
 
 def sample_run_dir(config: Namespace, default_root_dir: str) -> Path:
@@ -269,12 +269,15 @@ def sample_into(cli: SampleCLI, selection: SelectionSettings, out: Path) -> Sele
             trainer.predict(sampler, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.is_global_zero:
-            predicted = time.perf_counter()
-            seeds, files, scores = collect(writer.staging)
+            sampled = time.perf_counter()
+            seeds, files = collect(writer.staging)
+            scores = ranked_scores(files, datamodule.scene, selection)
+            ranked = time.perf_counter()
             written = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
             stages = {
-                "sampling_and_ranking": predicted - start,
-                "writing": time.perf_counter() - predicted,
+                "sampling": sampled - start,
+                "ranking": ranked - sampled,
+                "writing": time.perf_counter() - ranked,
             }
             report_selection(written, time.perf_counter() - start, stages)
             return written

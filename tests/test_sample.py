@@ -81,11 +81,13 @@ def test_sample_writes_ranked_selection(run_dir, tmp_path, capsys):
     assert (out / "contact_sheet.png").is_file()
     assert not list(tmp_path.glob(".*"))  # staging removed
     assert sorted(run_dir.rglob("version_*")) == logged  # sampling logs nothing
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert f"Best completion: {out / scores[0]['file']}" in printed
     assert "Sampling: 100%" in printed and "Predicting" not in printed
     assert "8/8" in printed and "candidate/s" in printed  # counted in candidates, not batches
-    assert "/min): sampling and ranking " in printed and ", writing " in printed
+    assert "Ranking: 100%" in captured.err  # a bar of its own (tqdm's stream), after sampling's
+    assert "/min): sampling " in printed and ", ranking " in printed and ", writing " in printed
     assert "0/?" not in printed and "DataLoader" not in printed
 
 
@@ -318,11 +320,10 @@ def test_a_compiled_samplers_partial_last_batch_is_padded_not_compiled_again(mon
 
 def test_staged_candidates_are_collected_in_seed_order_past_five_digits(tmp_path):
     """Ties in the ranking go to the lower seed, so the order must be numeric."""
-    for seed, score in ((100000, 3), (99999, 3), (7, 1)):
+    for seed in (100000, 99999, 7):
         Image.new("RGB", (2, 2)).save(tmp_path / f"seed{seed:05d}.png")
-        (tmp_path / f"seed{seed:05d}.json").write_text(json.dumps({"score": score}))
-    seeds, files, scores = collect(tmp_path)
-    assert seeds == [7, 99999, 100000] and scores == [1, 3, 3]
+    seeds, files = collect(tmp_path)
+    assert seeds == [7, 99999, 100000]
     assert [file.name for file in files] == ["seed00007.png", "seed99999.png", "seed100000.png"]
 
 
