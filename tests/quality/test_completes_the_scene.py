@@ -76,7 +76,7 @@ def test_a_fit_fills_the_hole_closer_to_the_truth_than_the_base_and_opencv(bench
 
 def test_a_fit_learns_the_true_content_of_the_hole(benchmarked):
     scene, run_dir, _ = benchmarked
-    model = yaml.safe_load(SMALL_CONFIG.read_text())["model"]
+    model = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]  # as the fit ran
     settings = {
         "base_model": str(REPO / model["base_model"]["init_args"]["pretrained_model_name_or_path"]),
         "prompt": model["prompt"],
