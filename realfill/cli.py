@@ -15,13 +15,14 @@ import yaml
 from jsonargparse import set_parsing_settings
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf.errors import InterpolationResolutionError
 
 from realfill import layout
 from realfill.callbacks.progress import StepProgressBar
+from realfill.callbacks.summary import ParameterSummary
 from realfill.data import SceneDataModule, load_scene
 from realfill.errors import ConfigError, RealFillError
 from realfill.io import read_text
@@ -77,14 +78,23 @@ class SceneCLI(LightningCLI):
         super().parse_arguments(parser, expand_composed_configs(given))
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The trainer, with `StepProgressBar` as its progress bar unless the config names
-        one or turns it off (`trainer.enable_progress_bar: false`)."""
+        """The trainer, with `StepProgressBar` as its progress bar and `ParameterSummary` as
+        its model summary unless the config names its own or turns them off
+        (`trainer.enable_progress_bar` / `enable_model_summary: false`)."""
         trainer = self.config_init.trainer
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        wants_bar = trainer.get("enable_progress_bar") is not False
-        if wants_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs.setdefault("callbacks", [*callbacks, StepProgressBar()])
+        defaults = [
+            (StepProgressBar, ProgressBar, "enable_progress_bar"),
+            (ParameterSummary, ModelSummary, "enable_model_summary"),
+        ]
+        added = [
+            ours()
+            for ours, kind, switch in defaults
+            if trainer.get(switch) is not False and not any(isinstance(c, kind) for c in callbacks)
+        ]
+        if added:
+            kwargs.setdefault("callbacks", [*callbacks, *added])
         return super().instantiate_trainer(**kwargs)
 
 
@@ -266,6 +276,9 @@ def library_warnings_ignored() -> Iterator[None]:
         # LightningCLI warns when given args in a process with command-line arguments of its own,
         # which is what the Python API (`realfill.api`) does inside a script or the benchmark.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        # A fit resumed mid-epoch draws fresh examples, masks and noise (docs/runs.md): by
+        # design, not the unreliability Lightning warns of for a non-resumable dataloader.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
         yield
 
 

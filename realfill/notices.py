@@ -5,12 +5,23 @@ import logging
 IRRELEVANT_NOTICES = {
     # diffusers imports the CLIP and SigLIP image processors for pipelines realfill never runs;
     # without torchvision, transformers says it falls back to their PIL versions.
-    "transformers.utils.import_utils": "requires torchvision (not installed); falling back",
-    # Lightning advertises its cloud logger at the start of every fit.
-    "lightning.pytorch.utilities.rank_zero": "Tip: For seamless cloud logging",
-    "lightning.fabric.utilities.rank_zero": "Tip: For seamless cloud logging",
+    "transformers.utils.import_utils": ("requires torchvision (not installed); falling back",),
+    # Lightning advertises its cloud logger and model registry at the start of every fit, says
+    # the seed (the config holds it), that there is no TPU or HPU, and that max_steps was
+    # reached (the progress bar shows it; a prompt-only baseline's fit of 0 steps said so too).
+    "lightning.pytorch.utilities.rank_zero": (
+        "Tip: For seamless cloud",
+        "GPU available: False",  # on a machine without one; which GPU is used still shows
+        "TPU available:",
+        "HPU available:",
+        "`Trainer.fit` stopped: `max_steps=",
+        "Trainer already configured with model summary callbacks",  # ours, ParameterSummary
+        "Automatic Mixed Precision (AMP)",  # the config's trainer.precision says it
+    ),
+    "lightning.fabric.utilities.rank_zero": ("Tip: For seamless cloud",),
+    "lightning.fabric.utilities.seed": ("Seed set to",),
 }
-"""Logger name -> a phrase of the one notice dropped from it; its other messages pass."""
+"""Logger name -> phrases of the notices dropped from it; its other messages pass."""
 
 
 class DropNotice(logging.Filter):
@@ -25,8 +36,9 @@ class DropNotice(logging.Filter):
 
 
 def drop_irrelevant_notices() -> None:
-    """Attach a `DropNotice` for each of `IRRELEVANT_NOTICES` to its logger, once."""
-    for name, phrase in IRRELEVANT_NOTICES.items():
+    """Attach a `DropNotice` for each phrase of `IRRELEVANT_NOTICES` to its logger, once."""
+    for name, phrases in IRRELEVANT_NOTICES.items():
         logger = logging.getLogger(name)
-        if not any(getattr(f, "phrase", None) == phrase for f in logger.filters):
-            logger.addFilter(DropNotice(phrase))
+        for phrase in phrases:
+            if not any(getattr(f, "phrase", None) == phrase for f in logger.filters):
+                logger.addFilter(DropNotice(phrase))

@@ -47,9 +47,10 @@ class SaveLoRA(L.Callback):
         self.save(trainer, pl_module)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: RealFillModule) -> None:
-        """A fit of zero steps skips `on_train_end`: its (untrained) LoRA is written here."""
+        """A fit of zero steps skips `on_train_end`: its (untrained) LoRA is written here,
+        without a line saying so (the prompt-only baseline's fits nothing)."""
         if not self._saved:
-            self.save(trainer, pl_module)
+            self.save(trainer, pl_module, quiet=trainer.global_step == 0)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: RealFillModule, exception: BaseException
@@ -59,9 +60,12 @@ class SaveLoRA(L.Callback):
         if stopped_on_request(exception) and trainer.global_step > 0 and not self._saved:
             self.save(trainer, pl_module, f" (stopped at step {trainer.global_step})")
 
-    def save(self, trainer: L.Trainer, pl_module: RealFillModule, note: str = "") -> None:
+    def save(
+        self, trainer: L.Trainer, pl_module: RealFillModule, note: str = "", quiet: bool = False
+    ) -> None:
         self._saved = True
         if trainer.is_global_zero:
             pl_module.save_lora(self.lora_dir(trainer))
             self.saved_to = self.lora_dir(trainer).resolve()
-            print(f"LoRA{note}: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")
+            if not quiet:
+                print(f"LoRA{note}: {self.lora_dir(trainer) / LORA_WEIGHTS_NAME}")
