@@ -100,7 +100,7 @@ class TinyStableDiffusionInpainting(StableDiffusionFamily):
         seed: int = 0,
         block_channels: tuple[int, ...] = (16, 32),
         text_width: int = 32,
-        max_prompt_length: int = 16,
+        max_prompt_length: int = 77,
         prediction_type: str = "epsilon",
     ) -> None:
         """
@@ -108,7 +108,8 @@ class TinyStableDiffusionInpainting(StableDiffusionFamily):
             seed: Seed of the random weights; the same seed always builds the same model.
             block_channels: Channels of each VAE and UNet resolution level.
             text_width: Hidden size of the text encoder (and the UNet's cross-attention).
-            max_prompt_length: Prompt length in tokens (bytes, for this tokenizer).
+            max_prompt_length: Prompt length in tokens (bytes, for this tokenizer): 77, as
+                CLIP's, so a scene's prompt.txt is not cut (a warning on every sampling call).
             prediction_type: What the UNet predicts: "epsilon" or "v_prediction".
         """
         super().__init__(

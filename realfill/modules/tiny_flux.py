@@ -91,7 +91,7 @@ class TinyFluxFillInpainting(FluxFillFamily):
         seed: int = 0,
         block_channels: tuple[int, ...] = (16, 32),
         text_width: int = 32,
-        max_prompt_length: int = 16,
+        max_prompt_length: int = 77,
         guidance: float = 30.0,
     ) -> None:
         """

@@ -65,7 +65,7 @@ class TinyStableDiffusionXLInpainting(StableDiffusionXLFamily):
         block_channels: tuple[int, ...] = (16, 32),
         text_width: int = 32,
         time_embed_width: int = 8,
-        max_prompt_length: int = 16,
+        max_prompt_length: int = 77,
         vae_in_fp32: bool = True,
     ) -> None:
         """
