@@ -10,7 +10,7 @@ from realfill.callbacks.lora import SaveLoRA
 from realfill.callbacks.periodic import PeriodicSampling
 from realfill.callbacks.progress import StepProgressBar
 from realfill.callbacks.run_config import SaveRunConfig
-from realfill.callbacks.wandb import WandbReport
+from realfill.callbacks.wandb import QuietWandbLogger, WandbReport
 from realfill.selection.matchers import LoFTRMatcher, Matcher, SIFTMatcher  # old config paths
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "LoFTRMatcher",
     "Matcher",
     "PeriodicSampling",
+    "QuietWandbLogger",
     "SIFTMatcher",
     "SaveLoRA",
     "SaveRunConfig",

@@ -31,6 +31,23 @@ from realfill.modules.realfill import RealFillModule
 from realfill.selection import Selection
 
 
+class QuietWandbLogger(WandbLogger):
+    """Lightning's `WandbLogger` without two wandb warnings a user can do nothing about: it
+    passes wandb the deprecated `anonymous` setting even when unset ("has no effect"), and it
+    starts the run before the run dir exists, which wandb reports as a missing git root."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+    @property
+    def experiment(self) -> Any:
+        if self._experiment is None and self._save_dir:
+            Path(self._save_dir).mkdir(parents=True, exist_ok=True)
+        return super().experiment
+
+
 def wandb_loggers(trainer: L.Trainer) -> list[WandbLogger]:
     """The trainer's W&B loggers, in order (usually none or one)."""
     return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
