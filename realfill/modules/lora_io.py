@@ -31,6 +31,12 @@ LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 StateDict = dict[str, torch.Tensor]
 
 
+def adapter_state(module: torch.nn.Module) -> StateDict:
+    """The LoRA tensors of a peft-adapted module (no embedding layers: realfill adapts none,
+    and peft's check for them warns about a missing config file in a diffusers folder)."""
+    return get_peft_model_state_dict(module, save_embedding_layers=False)
+
+
 def unchanged(state: StateDict) -> StateDict:
     """The identity key conversion (peft keys are what the pipeline stores, e.g. Flux)."""
     return state
@@ -86,7 +92,7 @@ def save_adapters(
     layers = {
         f"{name}_lora_layers": {
             key: value.contiguous()
-            for key, value in part.keys.to_saved(get_peft_model_state_dict(part.module)).items()
+            for key, value in part.keys.to_saved(adapter_state(part.module)).items()
         }
         for name, part in components.items()
     }
@@ -121,7 +127,7 @@ def lora_rank(key: str, shape: torch.Size) -> int | None:
 def check_shapes(path: Path, module: torch.nn.Module, weights: StateDict) -> None:
     """Refuse, naming the file, adapters whose tensors are not the model's shapes (another
     rank): torch would copy the fitting ones, then fail with a traceback on the others."""
-    own = get_peft_model_state_dict(module)
+    own = adapter_state(module)
     for key, value in weights.items():
         if key not in own or own[key].shape == value.shape:
             continue
