@@ -85,6 +85,7 @@ def test_tiny_fit_writes_config_lora_and_composited_completions(tmp_path, capsys
     assert not list(run_dir.glob(".*"))  # no staging leftovers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stacked", [None, "memory/24gb.yaml"], ids=["as-is", "24gb"])
 def test_the_paper_config_trains_samples_and_selects_as_configured(tmp_path, stacked):
     """configs/realfill.yaml as it is (bf16-mixed, gradient clipping, compiled UNet and
