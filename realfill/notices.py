@@ -20,6 +20,9 @@ IRRELEVANT_NOTICES = {
     ),
     "lightning.fabric.utilities.rank_zero": ("Tip: For seamless cloud",),
     "lightning.fabric.utilities.seed": ("Seed set to",),
+    # diffusers warns on every dtype cast of a model whose list of modules to keep in fp32 is
+    # empty (SDXL's VAE, cast to fp32 for sampling): nothing is kept, nothing is inconsistent.
+    "diffusers.models.modeling_utils": ("that should be kept in float32: []",),
 }
 """Logger name -> phrases of the notices dropped from it; its other messages pass."""
 

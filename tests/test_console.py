@@ -57,11 +57,15 @@ FAST = ("--trainer.max_steps=2", "--selection.num_samples=2", "--selection.num_i
 
 
 @pytest.mark.slow
-def test_a_tiny_fit_with_wandb_prints_nothing_but_its_own_lines(tmp_path, run_command):
+@pytest.mark.parametrize(
+    "configs",
+    [("configs/tiny.yaml", "configs/logger/wandb.yaml"), ("configs/tiny_sdxl.yaml",)],
+    ids=["sd-wandb", "sdxl"],
+)
+def test_a_tiny_fit_prints_nothing_but_its_own_lines(tmp_path, run_command, configs):
     run = run_command(
         "realfill.fit",
-        "--config=configs/tiny.yaml",
-        "--config=configs/logger/wandb.yaml",
+        *(f"--config={config}" for config in configs),
         f"--data.scene_dir={EXAMPLE_SCENE}",
         f"--trainer.default_root_dir={tmp_path / 'run'}",
         *FAST,
