@@ -6,8 +6,10 @@ and the other metrics still run.
 """
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -36,8 +38,8 @@ LABELS = {
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "dreamsim": False}
 HIGHER_IS_BETTER |= {"dino": True, "clip": True}
 """Whether a larger value of each metric means a better completion."""
-REASON_LENGTH = 240
-"""An unavailability reason is cut to this many characters, to stay one line."""
+PIP_NAMES = {"torchvision": "torchvision", "dreamsim": "dreamsim"}
+"""The pip package that provides each module a metric imports."""
 
 Scorer = Callable[[Image.Image, Image.Image, Image.Image], float]
 """(completion, ground truth, mask) -> metric value."""
@@ -71,10 +73,49 @@ class MetricSettings:
 
 
 def one_line(error: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
+    """An exception as one line: its type and the first line of its message, whole."""
     lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text[:REASON_LENGTH]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off (HF_HUB_OFFLINE), now or at its import."""
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return flag or bool(constants.HF_HUB_OFFLINE)
+
+
+def missing_module(error: BaseException) -> str | None:
+    """The module whose absence an import error (or torchmetrics' wording of one) reports."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        return error.name.split(".")[0]
+    return next((name for name in PIP_NAMES if name in str(error)), None)
+
+
+def unavailable_reason(error: BaseException, source: str | None = None) -> str:
+    """Why a metric cannot be computed here and how to get it, in one true line: the package
+    that is not installed, or the weights that are neither a local folder nor in the hub's
+    cache while the hub is offline; else the error itself, whole."""
+    module = missing_module(error)
+    if module is not None:
+        package = PIP_NAMES.get(module, module)
+        return f"the Python package {module} is not installed (pip install {package})"
+    if source is not None and not Path(source).exists():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(source, "config.json")
+        except ValueError:  # not a valid hub id either (e.g. a path that does not exist)
+            cached = None
+        if not isinstance(cached, str) and hub_offline():
+            return (
+                f"{source} is not a local folder nor in the Hugging Face cache, and the hub is "
+                f"offline (HF_HUB_OFFLINE=1): download it where there is network (hf download "
+                f"{source}) or give a local folder"
+            )
+    cause = error.__cause__ or error
+    return f"cannot load {source}: {one_line(cause)}" if source else one_line(error)
 
 
 def low_level(function: Callable[..., float]) -> Scorer:
@@ -177,12 +218,20 @@ def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Sco
     return score
 
 
+class SourceUnavailable(OSError):
+    """A metric network that cannot be loaded from its source (a hub id or a local folder)."""
+
+    def __init__(self, source: str, error: BaseException) -> None:
+        super().__init__(unavailable_reason(error, source))
+        self.source = source
+
+
 def from_source(load: Callable[[str, str], Scorer], source: str, device: str) -> Scorer:
-    """`load(source, device)`, failing with a short reason that names the source."""
+    """`load(source, device)`, failing with the reason, which names the source."""
     try:
         return load(source, device)
     except Exception as error:  # hub, file and weight errors
-        raise OSError(f"cannot load {source!r} ({one_line(error)})") from error
+        raise SourceUnavailable(source, error) from error
 
 
 def metric_loaders(settings: MetricSettings) -> dict[str, Callable[[], Scorer]]:
@@ -218,8 +267,10 @@ class MetricSuite:
         for name, load in (loaders or metric_loaders(self.settings)).items():
             try:
                 self.scorers[name] = load()
+            except SourceUnavailable as error:
+                self.unavailable[name] = str(error)
             except Exception as error:  # hub, file, import and weight errors all mean the same
-                self.unavailable[name] = one_line(error)
+                self.unavailable[name] = unavailable_reason(error)
 
     @property
     def names(self) -> list[str]:

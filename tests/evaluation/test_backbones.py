@@ -123,3 +123,36 @@ def test_embedding_cosine_embeds_a_ground_truth_once_for_its_candidates():
     assert len(embedded) == 4  # three candidates and one ground truth
     score(candidates[0], other_truth, other_truth)
     assert len(embedded) == 6  # another ground truth is embedded anew
+
+
+def test_a_missing_package_is_named_with_how_to_install_it():
+    def needs_torchvision():
+        raise ModuleNotFoundError("LPIPS metric requires that torchvision is installed.")
+
+    def needs_dreamsim():
+        raise ModuleNotFoundError("No module named 'dreamsim'", name="dreamsim")
+
+    suite = MetricSuite(loaders={"lpips": needs_torchvision, "dreamsim": needs_dreamsim})
+    assert suite.unavailable == {
+        "lpips": "the Python package torchvision is not installed (pip install torchvision)",
+        "dreamsim": "the Python package dreamsim is not installed (pip install dreamsim)",
+    }
+
+
+def test_weights_missing_offline_say_so_and_how_to_get_them(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    suite = MetricSuite(MetricSettings(dino_model="nobody/no-such-dino"))
+    assert suite.unavailable["dino"] == (
+        "nobody/no-such-dino is not a local folder nor in the Hugging Face cache, and the hub "
+        "is offline (HF_HUB_OFFLINE=1): download it where there is network (hf download "
+        "nobody/no-such-dino) or give a local folder"
+    )
+
+
+def test_a_long_reason_is_kept_whole():
+    def verbose():
+        raise RuntimeError("x" * 400)
+
+    assert (
+        MetricSuite(loaders={"psnr": verbose}).unavailable["psnr"] == "RuntimeError: " + "x" * 400
+    )
