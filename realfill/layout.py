@@ -63,3 +63,7 @@ RANKED_NAME = re.compile(r"rank(\d+)_seed(\d+)\.png")
 def sheet_file(step: int) -> str:
     """The progress sheet of an optimizer step, relative to its folder."""
     return f"step{step:06d}.png"
+
+
+SHEET_PATTERNS = ("step[0-9][0-9][0-9][0-9][0-9][0-9]*.png",)
+"""What the progress sheets' folder held before manifests (see `sheet_file`)."""

@@ -12,7 +12,7 @@ from realfill import layout
 from realfill.callbacks.completion import check_sampling_scheduler
 from realfill.callbacks.wandb import wandb_loggers
 from realfill.errors import ConfigError
-from realfill.io import check_writable_folder, save_image
+from realfill.io import check_replaceable, check_writable_folder, save_image, write_manifest
 from realfill.modules.realfill import RealFillModule, check_resolution
 from realfill.selection import SamplingSettings, composited_completions, contact_sheet
 
@@ -69,7 +69,9 @@ class PeriodicSampling(SamplingSettings, L.Callback):
         resolution the base model cannot sample with: found at the first sampling step, after
         `every_n_steps` steps of training, they would stop the fit there."""
         if stage == "fit":
-            check_writable_folder(self.sheet_path(trainer, 0).parent, "PeriodicSampling")
+            folder = self.sheet_path(trainer, 0).parent
+            check_writable_folder(folder, "PeriodicSampling")
+            check_replaceable(folder, layout.SHEET_PATTERNS)  # a user's file is never touched
             check_sampling_scheduler(pl_module, self.scheduler)
             check_resolution("PeriodicSampling: resolution", self.resolution, pl_module.base_model)
 
@@ -79,12 +81,16 @@ class PeriodicSampling(SamplingSettings, L.Callback):
         sheet was drawn before the checkpoint was saved.
 
         A fit from step 0 into a run dir sampled before removes that fit's sheets, so that
-        the folder shows one training's progress (a resumed fit keeps them); other files in
-        the folder are left alone."""
+        the folder shows one training's progress (a resumed fit keeps them); the folder holds
+        nothing else (`setup` refused a file realfill did not write there)."""
         self._last_sampled_step = trainer.global_step
-        if trainer.is_global_zero and trainer.global_step == 0:
-            for sheet in self.sheet_path(trainer, 0).parent.glob("step[0-9]*.png"):
+        if not trainer.is_global_zero or trainer.global_step != 0:
+            return
+        folder = self.sheet_path(trainer, 0).parent
+        if folder.is_dir():
+            for sheet in folder.glob("*.png"):
                 sheet.unlink()
+            write_manifest(folder)
 
     def is_due(self, step: int) -> bool:
         """Whether `step` is a sampling step not yet sampled.
@@ -118,5 +124,6 @@ class PeriodicSampling(SamplingSettings, L.Callback):
         images = self.samples(trainer, pl_module)
         captions = sample_captions(step, self.seeds)
         save_image(contact_sheet(images, captions), self.sheet_path(trainer, step))
+        write_manifest(self.sheet_path(trainer, step).parent)
         for logger in wandb_loggers(trainer):
             logger.log_image(key=self.key, images=images, caption=captions, step=step)

@@ -75,16 +75,30 @@ def test_a_fit_from_step_zero_removes_an_earlier_fits_sheets_and_a_resumed_one_k
 ):
     samples = tmp_path / "samples"
     samples.mkdir()
-    for name in ("step000250.png", "notes.txt"):
-        (samples / name).write_text("")
+    (samples / "step000250.png").write_text("")
     callback = PeriodicSampling()
     resumed = SimpleNamespace(is_global_zero=True, global_step=250, default_root_dir=tmp_path)
     callback.on_train_start(resumed, None)
-    assert sorted(p.name for p in samples.iterdir()) == ["notes.txt", "step000250.png"]
+    assert [p.name for p in samples.iterdir()] == ["step000250.png"]
     fresh = SimpleNamespace(is_global_zero=True, global_step=0, default_root_dir=tmp_path)
     callback.on_train_start(fresh, None)
-    assert [p.name for p in samples.iterdir()] == ["notes.txt"]
+    assert [p.name for p in samples.iterdir()] == [".realfill-manifest.json"]
     callback.on_train_start(fresh, None)  # no sheets, or no folder: nothing to do
+
+
+def test_a_users_file_among_the_sheets_is_refused_before_training(fit_tiny, tmp_path, capsys):
+    """Issue 33: a fit from step 0 removed every stepNNNNNN.png of samples/ and wrote over
+    any of that name; now a file realfill did not write there stops the fit first."""
+    mine = tmp_path / "run" / "samples" / "notes.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    periodic = {"trainer": {"callbacks": [{"class_path": "realfill.callbacks.PeriodicSampling"}]}}
+    with pytest.raises(SystemExit) as exit_info:
+        fit_tiny("run", periodic, extra=("--trainer.max_steps=1",))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"realfill: error: {mine}: realfill did not write it")
+    assert mine.read_text() == "mine"
 
 
 def test_a_resumed_fit_does_not_sample_its_first_step_again():
