@@ -10,6 +10,7 @@ from realfill.data.datamodule import (
     HOLE_FILL_VALUE,
     SceneDataModule,
     SceneDataset,
+    pad_to_canvas,
     resized_conditioning,
 )
 from realfill.data.masks import TrainingMaskConfig, random_training_mask
@@ -25,6 +26,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "load_scene",
+    "pad_to_canvas",
     "random_resized_crop",
     "random_resized_crop_with_window",
     "random_training_mask",

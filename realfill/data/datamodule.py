@@ -84,16 +84,30 @@ def prepare_target(
 
 
 def resized_conditioning(
-    target: Image.Image, mask: Image.Image, width: int, height: int
+    target: Image.Image, mask: Image.Image, size: tuple[int, int], canvas: tuple[int, int]
 ) -> tuple[Image.Image, Image.Image]:
-    """The target and its mask at ``width`` x ``height`` for sampling, prepared as training
+    """The target and its mask at ``size`` (width, height) for sampling, prepared as training
     prepares the target: the hole filled before resampling and grown to every pixel it
-    touches, so that none of its content reaches the model's conditioning."""
+    touches, so that none of its content reaches the model's conditioning. Both are then padded
+    right and bottom to ``canvas`` (the sampling size the denoiser takes) by repeating their
+    last column and row, so a hole at an edge extends into the padding (`pad_to_canvas`)."""
     pixels, hole = filled_target(target, mask)
-    size = (height, width)
-    pixels, hole = resize_image(pixels, size), resize_mask(hole, size)
+    width, height = size
+    pixels, hole = resize_image(pixels, (height, width)), resize_mask(hole, (height, width))
+    pixels, hole = pad_to_canvas(pixels, canvas), pad_to_canvas(hole, canvas)
     image = Image.fromarray(to_uint8(pixels).permute(1, 2, 0).numpy())
     return image, Image.fromarray(to_uint8(hole[0] * 255).numpy())
+
+
+def pad_to_canvas(image: torch.Tensor, canvas: tuple[int, int]) -> torch.Tensor:
+    """A float [C, H, W] image padded right and bottom to ``canvas`` (width, height) with
+    copies of its last column and row: at most a few pixels of plain continuation, which the
+    sampled image is cropped of."""
+    width, height = canvas
+    right, bottom = width - image.shape[-1], height - image.shape[-2]
+    if right == bottom == 0:
+        return image
+    return torch.nn.functional.pad(image[None], (0, right, 0, bottom), mode="replicate")[0]
 
 
 class SceneDataset(Dataset):

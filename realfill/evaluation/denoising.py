@@ -11,11 +11,11 @@ import yaml
 from PIL import Image
 
 from realfill import layout
-from realfill.data import resized_conditioning
+from realfill.data import pad_to_canvas, resized_conditioning
 from realfill.data.datamodule import PIXEL_SCALE, pil_to_tensor
 from realfill.modules.base_model import InpaintingBaseModel
 from realfill.modules.loss import masked_mse
-from realfill.modules.sampling import generation_size
+from realfill.modules.sampling import sampling_canvas
 
 
 def image_tensor(image: Image.Image) -> torch.Tensor:
@@ -37,14 +37,15 @@ def hole_denoising_error(
 ) -> float:
     """Mean squared error of the model's prediction (noise or velocity) over the latent cells
     of the hole, for `draws` noisings of the ground truth, at the sampling
-    size (`generation_size`) and with the target and hole prepared as sampling prepares them.
+    size (`sampling_canvas`) and with the target and hole prepared as sampling prepares them.
     The same `seed` gives every model the same noise; the timesteps are spread evenly over
     the fraction `noise_levels` of the training schedule (high levels: what the model knows
     of the content, not of the noise). For the DDPM-trained families (SD, SDXL)."""
-    width, height = generation_size(*target.size, resolution, base_model.size_multiple)
-    conditioning, hole = resized_conditioning(target, mask, width, height)
+    size, canvas = sampling_canvas(*target.size, resolution, base_model.sampling_multiple)
+    conditioning, hole = resized_conditioning(target, mask, size, canvas)
     hole_mask = (pil_to_tensor(hole) > 0).float().unsqueeze(0)
-    truth = image_tensor(ground_truth.convert("RGB").resize((width, height), Image.BICUBIC))
+    truth = image_tensor(ground_truth.convert("RGB").resize(size, Image.BICUBIC))
+    truth = pad_to_canvas(truth[0], canvas)[None]
     masked = image_tensor(conditioning) * (1.0 - hole_mask)
     device = next(base_model.parameters()).device
     scheduler = base_model.scheduler

@@ -15,6 +15,7 @@ docs/adding-a-base-model.md).
 """
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -32,6 +33,9 @@ from realfill.modules.lora import LoraSettings
 from realfill.modules.lora_io import AdaptedComponent, LoraKeys, load_adapters, save_adapters
 
 Conditioning = dict[str, torch.Tensor]
+
+PIPELINE_SIZE_MULTIPLE = 8
+"""The SD and SDXL inpainting pipelines refuse sides that are not a multiple of 8 px."""
 
 STATIC_SHAPES = {"dynamic": False}
 """torch.compile specializes every graph to its shapes. Its default turns a frame dynamic when
@@ -125,6 +129,13 @@ class InpaintingBaseModel(nn.Module, ABC):
     @abstractmethod
     def size_multiple(self) -> int:
         """Image sides must be a multiple of this (VAE factor times denoiser downsampling)."""
+
+    @property
+    def sampling_multiple(self) -> int:
+        """Sampled image sides must be a multiple of this: a whole number of latent cells and of
+        the pipeline's 8 px. Finer than `size_multiple`, which training crops keep: a UNet takes
+        any latent size at sampling (its upsamplers follow the skip connections' sizes)."""
+        return math.lcm(self.vae_scale_factor, PIPELINE_SIZE_MULTIPLE)
 
     @abstractmethod
     def encode_prompt(self, prompts: list[str]) -> Conditioning:

@@ -104,6 +104,11 @@ class FluxFillFamily(InpaintingBaseModel):
     def size_multiple(self) -> int:
         return self.vae_scale_factor * PATCH
 
+    @property
+    def sampling_multiple(self) -> int:
+        """Latents pack into 2x2 patches: no finer sizes than training's."""
+        return self.size_multiple
+
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """CLIP's pooled vector and T5's token states, padded as the stock pipeline pads."""
         clip_tokens = self.tokens(self.tokenizer, prompts, self.text_encoder.device)

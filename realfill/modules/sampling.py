@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import NamedTuple
 
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -11,18 +12,32 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from realfill.data import resized_conditioning
+from realfill.data.augment import resized_size
 from realfill.modules.base_model import InpaintingBaseModel
 
 
-def generation_size(width: int, height: int, resolution: int, multiple: int) -> tuple[int, int]:
-    """The sampling size: the target scaled so its shorter side is `resolution` (the training
-    scale), each side rounded to a multiple the model accepts."""
-    scale = resolution / min(width, height)
+class SamplingCanvas(NamedTuple):
+    """Where a target is sampled. ``size`` is the target at the training scale (its shorter
+    side the sampling resolution), its aspect kept to the nearest pixel; ``canvas`` is that
+    size padded up to the next multiple the denoiser takes (`resized_conditioning` pads, and
+    the sample is cropped back to ``size``). Both are (width, height)."""
 
-    def snap(side: int) -> int:
-        return max(multiple, round(side * scale / multiple) * multiple)
+    size: tuple[int, int]
+    canvas: tuple[int, int]
 
-    return snap(width), snap(height)
+
+def sampling_canvas(width: int, height: int, resolution: int, multiple: int) -> SamplingCanvas:
+    """The sampling size of a ``width`` x ``height`` target: scaled so its shorter side is
+    ``resolution`` (the training scale), then padded to a multiple of ``multiple`` (the base
+    model's `sampling_multiple`) instead of stretched to it, so a 4:3 photo keeps 4:3."""
+    scaled_height, scaled_width = resized_size(height, width, resolution)
+
+    def padded(side: int) -> int:
+        return -(-side // multiple) * multiple
+
+    return SamplingCanvas(
+        (scaled_width, scaled_height), (padded(scaled_width), padded(scaled_height))
+    )
 
 
 def frozen_dtype(base_model: InpaintingBaseModel) -> torch.dtype:
@@ -193,7 +208,8 @@ def generate(
     compile_mode: str | None = None,
     progress: bool = True,
 ) -> list[Image.Image]:
-    """Sample one raw completion per seed, at the generation size.
+    """Sample one raw completion per seed, at the target's training-scale size
+    (`sampling_canvas`: sampled padded, returned cropped to the target's aspect).
 
     Each candidate draws all its randomness from its own seed's generator, on the sampling
     device (`candidate_generators`). On the CPU the candidates are sampled one at a time,
@@ -214,8 +230,8 @@ def generate(
         guidance_scale = base_model.sampling_guidance_scale
     pipe = base_model.pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
-    width, height = generation_size(*target.size, resolution, base_model.size_multiple)
-    image, mask_image = resized_conditioning(target, mask, width, height)
+    size, canvas = sampling_canvas(*target.size, resolution, base_model.sampling_multiple)
+    image, mask_image = resized_conditioning(target, mask, size, canvas)
     was_training = base_model.training
     base_model.eval()
     results: list[Image.Image] = []
@@ -241,15 +257,15 @@ def generate(
                     prompt=[prompt] * len(drawn),
                     image=[image] * len(drawn),
                     mask_image=[mask_image] * len(drawn),
-                    height=height,
-                    width=width,
+                    height=canvas[1],
+                    width=canvas[0],
                     num_inference_steps=num_inference_steps,
                     guidance_scale=guidance_scale,
                     generator=candidate_generators(drawn, device),
                     callback_on_step_end=stop_checked_step,
                     **base_model.pipeline_arguments(),
                 )
-                results.extend(output.images[: len(chunk)])
+                results.extend(sample.crop((0, 0, *size)) for sample in output.images[: len(chunk)])
                 bar.set_postfix_str("", refresh=False)
                 bar.update(len(chunk))
     finally:

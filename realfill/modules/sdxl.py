@@ -23,16 +23,13 @@ from safetensors import SafetensorError
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 from realfill.errors import ModelLoadError
-from realfill.modules.base_model import Conditioning
+from realfill.modules.base_model import PIPELINE_SIZE_MULTIPLE, Conditioning
 from realfill.modules.loading import load_components, load_failure, naming_the_checkpoint
 from realfill.modules.lora_io import TEXT_ENCODER_KEYS, load_adapters
 from realfill.modules.stable_diffusion import StableDiffusionComponents, StableDiffusionFamily
 
 TIME_ID_COUNT = 6
 """original (h, w) + crop (top, left) + target (h, w): the inpainting model's time ids."""
-
-PIPELINE_SIZE_MULTIPLE = 8
-"""The SDXL inpainting pipeline refuses sides that are not a multiple of 8, whatever the VAE."""
 
 
 @dataclass

@@ -6,7 +6,7 @@ from peft.tuners.lora import LoraLayer
 from PIL import Image, ImageChops
 
 from realfill.modules import CompileSettings, RealFillModule, TinyFluxFillInpainting
-from realfill.modules.sampling import candidate_generators
+from realfill.modules.sampling import candidate_generators, sampling_canvas
 
 RESOLUTION = 32
 
@@ -192,6 +192,28 @@ def test_the_holes_content_never_reaches_a_resized_conditioning(base):
     ]
     assert samples[0].size != target.size
     assert ImageChops.difference(*samples).getbbox() is None
+
+
+def test_a_phone_photo_is_sampled_at_its_own_aspect_on_8_px_multiples():
+    """A 4:3 photo at SD's 512 px is 683x512 (4:3 within a pixel), padded to 688x512 for the
+    pipeline, not stretched to 704x512 (64 px multiples) or to 680x512."""
+    assert sampling_canvas(4032, 3024, 512, 8) == ((683, 512), (688, 512))
+    assert sampling_canvas(3024, 4032, 512, 8) == ((512, 683), (512, 688))
+    assert sampling_canvas(768, 512, 512, 8) == ((768, 512), (768, 512))
+    (width, height), _ = sampling_canvas(4032, 3024, 512, 8)
+    assert abs(width - height * 4 / 3) < 1
+
+
+def test_a_4_3_target_comes_back_at_4_3_with_its_padding_cropped(base):
+    target = Image.new("RGB", (64, 48), (200, 30, 90))
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (40, 8, 64, 40))
+    (image,) = RealFillModule(base).generate(
+        target, mask, [0], resolution=32, num_inference_steps=1, progress=False
+    )
+    assert image.size == (43, 32)
+    size, canvas = sampling_canvas(64, 48, 32, base.sampling_multiple)
+    assert canvas[0] > size[0] and canvas[0] % base.sampling_multiple == 0
 
 
 def test_flux_fill_samples_with_its_training_guidance_unless_told_otherwise():

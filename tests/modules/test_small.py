@@ -35,6 +35,7 @@ def test_the_shipped_model_loads_in_the_stock_plugin_as_described():
         assert shipped == described or list(shipped) == list(described)  # JSON gives lists
     assert list(base.vae.config.block_out_channels) == list(built.vae.config.block_out_channels)
     assert base.vae_scale_factor == 4 and base.size_multiple == 16
+    assert base.sampling_multiple == 8
     assert all(p.dtype == torch.float32 for p in base.parameters())
     record = json.loads((SHIPPED / "pretraining.json").read_text())
     assert record["latent_scaling_factor"] == pytest.approx(base.vae.config.scaling_factor)
