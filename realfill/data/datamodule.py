@@ -270,10 +270,11 @@ class SceneDataModule(lightning.LightningDataModule):
             masks: Distribution of the random training masks (references, and the target
                 with `target_random_mask`).
             target_random_mask: Draw the target's training mask like a reference's, united
-                with its hole (as the method's objective and the public training script do: the
-                hole only takes the loss weight away). False: the target's training mask is
-                exactly its hole, so the target only ever asks the model to reproduce the
-                pixels it is shown.
+                with its hole (the hole also takes the loss weight away), so the target teaches
+                filling its known regions as the references do. False: the target's training
+                mask is exactly its hole, as the reference implementation trains it (its loss
+                then covers only the pixels it is shown). Neither is the diffusers research
+                port, which gives the target random masks without its hole.
             samples_per_epoch: Examples per epoch, cycling over the references and the target.
             max_references: More references than this only trigger a warning (paper: at most 5).
         """
