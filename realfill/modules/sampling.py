@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from realfill.data import resized_conditioning
 from realfill.data.augment import resized_size
 from realfill.modules.base_model import InpaintingBaseModel
+from realfill.selection.settings import SamplingDtype
 
 
 class SamplingCanvas(NamedTuple):
@@ -99,27 +100,39 @@ def merged_adapters(model: nn.Module) -> Iterator[None]:
             param.requires_grad_(flag)
 
 
+def sampling_dtype_of(
+    base_model: InpaintingBaseModel, sampling_dtype: SamplingDtype
+) -> torch.dtype:
+    """The torch dtype `sampling_dtype` names for this model."""
+    return frozen_dtype(base_model) if sampling_dtype == "compute" else torch.float32
+
+
 @contextmanager
-def in_frozen_dtype(base_model: InpaintingBaseModel) -> Iterator[None]:
-    """Sample in the frozen weights' dtype, autocast off, the way a stock diffusers pipeline
-    loaded in bf16 runs: the adapters are cast to that dtype for the duration and their fp32
-    values restored after. Under autocast every GroupNorm and the UNet's output would run in
-    fp32. Nothing changes when the frozen weights are fp32."""
-    dtype = frozen_dtype(base_model)
-    if dtype == torch.float32:
+def in_dtype(base_model: InpaintingBaseModel, dtype: torch.dtype) -> Iterator[None]:
+    """Run with every floating-point weight and buffer in `dtype`, autocast off, the way a
+    stock diffusers pipeline loaded in that dtype runs; each one's stored tensor is put back
+    after (the fp32 adapters, frozen weights kept in half precision). Upcast frozen weights
+    keep the rounding of their half-precision storage; the arithmetic is fp32. Under autocast
+    every GroupNorm and the UNet's output would run in fp32. Nothing changes when every weight
+    is already in `dtype`."""
+    tensors = [
+        t
+        for t in [*base_model.parameters(), *base_model.buffers()]
+        if t.is_floating_point() and t.dtype != dtype
+    ]
+    if not tensors:
         yield
         return
-    trainable = [p for p in base_model.parameters() if p.requires_grad]
-    originals = [p.data for p in trainable]
+    originals = [t.data for t in tensors]
     device = next(base_model.parameters()).device
     try:
-        for param in trainable:
-            param.data = param.data.to(dtype)
+        for tensor in tensors:
+            tensor.data = tensor.data.to(dtype)
         with torch.autocast(device.type, enabled=False):
             yield
     finally:
-        for param, original in zip(trainable, originals, strict=True):
-            param.data = original
+        for tensor, original in zip(tensors, originals, strict=True):
+            tensor.data = original
 
 
 @contextmanager
@@ -206,6 +219,7 @@ def generate(
     compile_denoiser: bool = False,
     compile_backend: str = "inductor",
     compile_mode: str | None = None,
+    sampling_dtype: SamplingDtype = "compute",
     progress: bool = True,
 ) -> list[Image.Image]:
     """Sample one raw completion per seed, at the target's training-scale size
@@ -223,6 +237,7 @@ def generate(
     included, is padded to `batch_size`, see `padded_batch`); otherwise, and for every other
     module, eagerly, whatever was compiled for training. An unset `scheduler` or
     `guidance_scale` is the base model's (`sampling_scheduler`, `sampling_guidance_scale`).
+    Every weight is in the `sampling_dtype` for the duration (`in_dtype`).
     """
     if not seeds:  # a process of a multi-GPU run whose share of the seeds is empty
         return []
@@ -240,7 +255,12 @@ def generate(
     if not compile_denoiser:  # a compiled denoiser samples whole batches, padded
         batch_size = min(batch_size, len(seeds))
     try:
+        dtype = sampling_dtype_of(base_model, sampling_dtype)
+        precision = in_dtype(base_model, dtype)
         merging = merged_adapters(base_model.denoiser) if merge_adapters else nullcontext()
+        # the adapters' update is folded in fp32 and rounded once, to the sampling dtype
+        widening = dtype.itemsize > frozen_dtype(base_model).itemsize
+        outer, inner = (precision, merging) if widening else (merging, precision)
         compiling = (
             compiled_denoiser(base_model, compile_backend, compile_mode)
             if compile_denoiser
@@ -249,7 +269,7 @@ def generate(
         bar = tqdm(total=len(seeds), desc="Sampling", unit="candidate", disable=not progress)
         if compile_denoiser:  # cleared after the first batch
             bar.set_postfix_str(FIRST_BATCH_COMPILES)
-        with eager(base_model), merging, in_frozen_dtype(base_model), compiling, bar:
+        with eager(base_model), outer, inner, compiling, bar:
             for start in range(0, len(seeds), batch_size):
                 chunk = list(seeds[start : start + batch_size])
                 drawn = padded_batch(chunk, batch_size) if compile_denoiser else chunk

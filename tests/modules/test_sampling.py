@@ -50,6 +50,18 @@ def lora_calls(module: RealFillModule) -> list[torch.dtype]:
     return calls
 
 
+def denoiser_inputs(module: RealFillModule) -> list[tuple[torch.dtype, bool]]:
+    """Records the dtype of the denoiser's input, and whether autocast is on, at every call."""
+    seen = []
+
+    def record(denoiser, args, kwargs):
+        sample = args[0] if args else next(iter(kwargs.values()))
+        seen.append((sample.dtype, torch.is_autocast_enabled("cpu")))
+
+    module.base_model.denoiser.register_forward_pre_hook(record, with_kwargs=True)
+    return seen
+
+
 def predictions(module: RealFillModule) -> list[torch.Tensor]:
     """Records the denoiser's output at every call."""
     outputs = []
@@ -68,13 +80,7 @@ def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapt
     module = adapted_module(base)
     module.base_model.cast_frozen(torch.bfloat16)
     adapters = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
-    seen = []
-
-    def record(denoiser, args, kwargs):
-        sample = args[0] if args else next(iter(kwargs.values()))
-        seen.append((sample.dtype, torch.is_autocast_enabled("cpu")))
-
-    module.base_model.denoiser.register_forward_pre_hook(record, with_kwargs=True)
+    seen = denoiser_inputs(module)
     calls = lora_calls(module)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as Lightning's bf16-mixed wraps it
         image = sample(module, merge_adapters)
@@ -89,6 +95,27 @@ def test_bf16_sampling_runs_in_bf16_without_autocast_and_restores_the_fp32_adapt
             assert param.requires_grad, name
             assert param.dtype == torch.float32, name
             assert torch.equal(param, adapters[name]), name
+
+
+@pytest.mark.parametrize("merge_adapters", [True, False], ids=["merged", "adapters"])
+def test_float32_sampling_of_a_bf16_model_runs_in_fp32_and_puts_every_weight_back(
+    base, merge_adapters
+):
+    """sampling_dtype="float32" after a bf16-mixed fit: the denoiser and its adapters run in
+    fp32 (as the reference samples), and the frozen bf16 weights and fp32 adapters are what
+    they were after."""
+    module = adapted_module(base)
+    module.base_model.cast_frozen(torch.bfloat16)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    seen = denoiser_inputs(module)
+    calls = lora_calls(module)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        wide = sample(module, merge_adapters, sampling_dtype="float32")
+    assert seen and set(seen) == {(torch.float32, False)}
+    assert set(calls) == (set() if merge_adapters else {torch.float32})
+    for name, param in module.named_parameters():
+        assert param.dtype == before[name].dtype and torch.equal(param, before[name]), name
+    assert ImageChops.difference(wide, sample(module, merge_adapters)).getbbox() is not None
 
 
 def test_merged_adapters_predict_what_the_adapters_predict_and_leave_the_model_as_it_was(base):
