@@ -695,6 +695,21 @@ def test_a_users_config_yaml_in_the_run_dir_is_refused_before_training(tmp_path,
     assert [path.name for path in mine.parent.iterdir()] == ["config.yaml"]
 
 
+def test_another_tools_last_ckpt_in_the_run_dir_is_refused_before_training(tmp_path, capsys):
+    """Lightning would overwrite `checkpoints/last.ckpt` whoever wrote it."""
+    theirs = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"another project's weights")
+    error = refused_fit(
+        ["--config", TINY, f"--trainer.default_root_dir={tmp_path / 'run'}"], capsys
+    )
+    assert error == (
+        f"realfill: error: {theirs}: realfill did not write it; move it or choose another run "
+        "dir (trainer.default_root_dir), where a fit writes its checkpoints"
+    )
+    assert theirs.read_bytes() == b"another project's weights"
+
+
 def test_a_users_file_deep_in_the_completions_is_refused_before_training(tmp_path, capsys):
     """Defect 1: `completions/candidates/holiday.jpg` was replaced with the folder."""
     photo = tmp_path / "run" / "completions" / "candidates" / "holiday.jpg"

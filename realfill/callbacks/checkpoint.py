@@ -1,8 +1,44 @@
 """Checkpoints that also keep the steps of a fit stopped with Ctrl-C or SIGTERM."""
 
+from pathlib import Path
+
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from realfill import layout
+from realfill.callbacks.run_config import written_by_realfill
+from realfill.errors import OutputError
+from realfill.io import foreign_file, write_manifest
+
+CHECKPOINT_PATTERNS = ("*.ckpt",)
+"""What a run's checkpoint folder held before manifests."""
+
+
+def beside_a_run_config(folder: Path) -> bool:
+    """Whether a checkpoint folder without a manifest is a fit's: the folder it is in holds
+    the config.yaml a fit wrote (the run dir)."""
+    config = layout.run_config(folder.parent)
+    try:
+        return config.is_file() and written_by_realfill(config.read_text("utf-8"), folder.parent)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_checkpoint_folder(folder: Path) -> None:
+    """Refuse (`OutputError` naming the file), before training, a checkpoint folder holding a
+    file, at any depth, that realfill cannot prove it wrote (see `realfill.io.foreign_file`):
+    Lightning would overwrite a `last.ckpt` of someone else's."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder; choose another run dir")
+    foreign = foreign_file(folder, CHECKPOINT_PATTERNS, beside_a_run_config)
+    if foreign is not None:
+        raise OutputError(
+            f"{folder / foreign}: realfill did not write it; move it or choose another run "
+            "dir (trainer.default_root_dir), where a fit writes its checkpoints"
+        )
 
 
 def stopped_on_request(exception: BaseException) -> bool:
@@ -19,6 +55,20 @@ class InterruptibleCheckpoint(ModelCheckpoint):
     A crash saves nothing, unlike `save_on_exception`: under DDP a crash stops one process, and
     a save there would wait at its barrier for the others forever. A stop reaches them all.
     """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse, before training, a checkpoint folder holding files that are not realfill's
+        (`check_checkpoint_folder`)."""
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and self.dirpath is not None:
+            check_checkpoint_folder(Path(self.dirpath))
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """Save, then record every file of the folder in its manifest: the next fit into this
+        run dir may write there again."""
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            write_manifest(Path(filepath).parent)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
