@@ -53,6 +53,10 @@ FAILED_SCENES_EXIT_CODE = 1
 """Exit code when scene jobs failed on the engine (2 is for bad input)."""
 SCORES_CACHE = "metrics.json"
 """Per method and scene: the scored candidates and the metric settings they were scored with."""
+CACHE_WRITER = "realfill.benchmark"
+"""The `writer` of a scores cache: tells it from a user's metrics.json."""
+CACHE_KEYS = ("settings", "unavailable", "completions")
+"""What a scores cache records, besides its writer (all it held before it named one)."""
 
 
 def report_dir(out: Path) -> Path:
@@ -131,6 +135,32 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def written_by_the_benchmark(cache: Path) -> bool:
+    """Whether a scores cache (`SCORES_CACHE`) is one the benchmark wrote: a JSON mapping
+    naming it as the writer, or (written before it named one) holding exactly its keys."""
+    try:
+        stored = json.loads(cache.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(stored, dict) or cache.is_symlink():
+        return False
+    return stored.get("writer") == CACHE_WRITER or sorted(stored) == sorted(CACHE_KEYS)
+
+
+def check_scores_cache(root: Path) -> None:
+    """Refuse (`BenchmarkError` naming the file), before anything runs, a `metrics.json` in a
+    method's scene folder that the benchmark did not write: it is rewritten whenever the
+    completions change. Its `.candidates.json` is the benchmark's if the cache is."""
+    cache = root / SCORES_CACHE
+    candidates = cache.with_suffix(".candidates.json")
+    present = [p for p in (cache, candidates) if p.exists() or p.is_symlink()]
+    if present and not written_by_the_benchmark(cache):
+        raise BenchmarkError(
+            f"{present[0]}: realfill did not write it; move it or choose another --out (the "
+            "benchmark keeps its scores there)"
+        )
+
+
 def cached_scores(cache: Path, key: dict) -> list[CandidateResult] | None:
     """The scored candidates cached beside `cache` if it was written for `key`; None if not,
     or if either file is missing or damaged (an interrupted or edited cache is a miss)."""
@@ -161,7 +191,7 @@ def scored(method: str, scene_dir: Path, out: Path, suite: MetricSuite) -> list[
         return cached
     results = evaluate_scene(scene_dir, out / method, method, suite)
     save_candidate_results(results, cache.with_suffix(".candidates.json"))
-    write_json(key, cache)
+    write_json({"writer": CACHE_WRITER, **key}, cache)
     return results
 
 
@@ -178,6 +208,9 @@ def run(options: argparse.Namespace) -> Path:
             scene_prompt(scene_dir)
     check_writable_folder(options.out, "--out")
     check_report_replaceable(report_dir(options.out))
+    for scene_dir in scenes:
+        for method in options.methods:
+            check_scores_cache(options.out / method / scene_dir.name)
     settings = load_metric_settings(options.metrics_config, {})
     if options.engine == "ray":  # before the metric networks load: the GPUs are the jobs'
         complete_on_ray(options, scenes)

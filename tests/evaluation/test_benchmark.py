@@ -10,6 +10,7 @@ import yaml
 import realfill.benchmark as benchmark_command
 from realfill.benchmark import main
 from realfill.evaluation.harness import load_metric_settings
+from realfill.evaluation.results import BenchmarkError
 from realfill.selection import SelectionSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,15 +139,13 @@ def test_fit_flags_without_a_method_that_fits_stop_before_anything_runs(
 @pytest.mark.parametrize(
     ("name", "content"),
     [
-        ("metrics.json", "{bad"),
-        ("metrics.json", "[1, 2]"),
-        ("metrics.json", b"\xff\xfe"),
         ("metrics.candidates.json", '[{"method": "realf'),
         ("metrics.candidates.json", '[{"method": "realfill"}]'),
         ("metrics.candidates.json", "[1]"),
         ("metrics.candidates.json", None),
+        ("metrics.json", None),
     ],
-    ids=["key-json", "key-list", "key-binary", "json", "fields", "rows", "missing"],
+    ids=["json", "fields", "rows", "missing", "key-missing"],
 )
 def test_a_damaged_scores_cache_is_a_miss_and_is_rewritten(tmp_path, monkeypatch, name, content):
     _, evaluations, suite, scene = scoring(tmp_path, monkeypatch, b"a candidate")
@@ -245,3 +244,46 @@ def test_a_users_summary_in_the_report_folder_stops_before_anything_runs(
     assert error.startswith(f"realfill: error: {mine}: realfill did not write it")
     assert mine.read_text() == "my summary"
     assert sorted(p.name for p in mine.parents[1].iterdir()) == ["report"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"psnr": 31.2}', "{bad", "[1, 2]", b"\xff\xfe"],
+    ids=["users", "not-json", "list", "binary"],
+)
+def test_a_metrics_json_the_benchmark_did_not_write_is_never_overwritten(tmp_path, content):
+    root = tmp_path / "realfill" / "scene"
+    root.mkdir(parents=True)
+    mine = root / "metrics.json"
+    mine.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(BenchmarkError, match="metrics.json: realfill did not write it"):
+        benchmark_command.check_scores_cache(root)
+    assert mine.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+
+
+def test_a_users_metrics_json_in_a_scene_folder_stops_before_anything_runs(
+    motorcycle_benchmark, tmp_path, monkeypatch, capsys
+):
+    """The per-scene scores cache overwrote a user's metrics.json in `--out`."""
+    monkeypatch.setattr(benchmark_command, "complete_job", lambda *_: pytest.fail("ran"))
+    scene = sorted(p.name for p in motorcycle_benchmark.iterdir() if p.is_dir())[0]
+    mine = tmp_path / "D" / "opencv" / scene / "metrics.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text('{"psnr": 31.2}')
+    config = str(REPO / "configs" / "tiny.yaml")
+    args = ["--config", config, f"--benchmark={motorcycle_benchmark}", f"--out={tmp_path / 'D'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--methods", "opencv"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"realfill: error: {mine}: realfill did not write it")
+    assert mine.read_text() == '{"psnr": 31.2}'
+
+
+def test_a_scores_cache_the_benchmark_wrote_may_be_written_again(tmp_path, monkeypatch):
+    _, _, suite, scene = scoring(tmp_path, monkeypatch, b"a candidate")
+    benchmark_command.scored("realfill", scene, tmp_path, suite)
+    benchmark_command.check_scores_cache(tmp_path / "realfill" / "scene")
+    legacy = tmp_path / "realfill" / "scene" / "metrics.json"
+    legacy.write_text('{"settings": {}, "unavailable": [], "completions": "0"}')
+    benchmark_command.check_scores_cache(tmp_path / "realfill" / "scene")
