@@ -220,12 +220,16 @@ def foreign_file(
 
 
 def check_replaceable(
-    path: Path, owned: Collection[str], legacy: LegacyProof | None = None
+    path: Path,
+    owned: Collection[str],
+    legacy: LegacyProof | None = None,
+    advice: str | None = None,
 ) -> None:
     """Refuse (`OutputError` naming the file) to replace `path` unless it is absent, or a
     folder holding nothing, at any depth, but files realfill wrote there (see `foreign_file`;
     `owned` are the patterns of what an output of this kind held before manifests): an output
-    folder pointed at the wrong place must not delete the user's files."""
+    folder pointed at the wrong place must not delete the user's files. `advice` ends the
+    message (default: choose another output folder)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
@@ -233,10 +237,8 @@ def check_replaceable(
         raise OutputError(f"{path}: exists and is not a folder; choose another output folder")
     foreign = foreign_file(path, owned, legacy)
     if foreign is not None:
-        raise OutputError(
-            f"{path / foreign}: realfill did not write it; choose another output folder "
-            f"({path} would be replaced)"
-        )
+        advice = advice or f"choose another output folder ({path} would be replaced)"
+        raise OutputError(f"{path / foreign}: realfill did not write it; {advice}")
 
 
 def staging_prefix(path: Path, kind: str) -> str:

@@ -8,8 +8,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from realfill import layout
 from realfill.callbacks.run_config import written_by_realfill
-from realfill.errors import OutputError
-from realfill.io import foreign_file, write_manifest
+from realfill.io import check_replaceable, write_manifest
 
 CHECKPOINT_PATTERNS = ("*.ckpt",)
 """What a run's checkpoint folder held before manifests."""
@@ -29,16 +28,8 @@ def check_checkpoint_folder(folder: Path) -> None:
     """Refuse (`OutputError` naming the file), before training, a checkpoint folder holding a
     file, at any depth, that realfill cannot prove it wrote (see `realfill.io.foreign_file`):
     Lightning would overwrite a `last.ckpt` of someone else's."""
-    if not folder.exists() and not folder.is_symlink():
-        return
-    if folder.is_symlink() or not folder.is_dir():
-        raise OutputError(f"{folder}: exists and is not a folder; choose another run dir")
-    foreign = foreign_file(folder, CHECKPOINT_PATTERNS, beside_a_run_config)
-    if foreign is not None:
-        raise OutputError(
-            f"{folder / foreign}: realfill did not write it; move it or choose another run "
-            "dir (trainer.default_root_dir), where a fit writes its checkpoints"
-        )
+    advice = "move it or choose another run dir (trainer.default_root_dir), where a fit writes "
+    check_replaceable(folder, CHECKPOINT_PATTERNS, beside_a_run_config, advice + "its checkpoints")
 
 
 def stopped_on_request(exception: BaseException) -> bool:

@@ -89,6 +89,14 @@ def test_a_scene_without_ground_truth_stops_before_anything_runs(motorcycle_benc
     assert exit_info.value.code == 2
 
 
+def refused(args: list[str], capsys) -> str:
+    """The one line the benchmark refused `args` with (exit code 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def scoring(tmp_path: Path, monkeypatch, content: bytes) -> tuple[Path, list, object, Path]:
     """One written candidate of a scene, a spy in place of its evaluation and default metric
     settings: (the candidate, the evaluations made, the suite, the scene)."""
@@ -185,10 +193,7 @@ def test_a_prompt_that_is_not_utf8_stops_before_anything_runs(
     prompt.write_bytes(b"\xff\xfe caf\xe9")
     config = str(REPO / "configs" / "tiny.yaml")
     args = ["--config", config, f"--benchmark={bench}", f"--out={tmp_path / 'out'}"]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--methods", "prompt_only"])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    error = refused([*args, "--methods", "prompt_only"], capsys)
     assert error == f"realfill: error: {prompt}: not UTF-8 text (byte 0xff at offset 0)"
     assert not (tmp_path / "out").exists()
 
@@ -272,10 +277,7 @@ def test_a_users_metrics_json_in_a_scene_folder_stops_before_anything_runs(
     mine.write_text('{"psnr": 31.2}')
     config = str(REPO / "configs" / "tiny.yaml")
     args = ["--config", config, f"--benchmark={motorcycle_benchmark}", f"--out={tmp_path / 'D'}"]
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--methods", "opencv"])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
+    error = refused([*args, "--methods", "opencv"], capsys)
     assert error.startswith(f"realfill: error: {mine}: realfill did not write it")
     assert mine.read_text() == '{"psnr": 31.2}'
 
