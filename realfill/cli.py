@@ -4,7 +4,9 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -164,6 +166,26 @@ def user_error(error: BaseException | None) -> Exception | None:
 STOPPED_BY_SIGTERM = 128 + 15
 """The exit status of a command stopped by SIGTERM, as the shell reports a killed process:
 a job scheduler that pre-empts the run must not read it as success."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Raise Lightning's `SIGTERMException` at a SIGTERM inside the block, for work done
+    outside a trainer (whose handler only records it, and which restores the default handler,
+    a kill that skips every clean-up, when it ends): the block stops within moments, its
+    clean-up runs, and the command exits 143. Only the main thread can install a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SIGTERMException()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from realfill.cli import (
     expand_composed_configs,
     is_callback,
     run_cli,
+    sigterm_raises,
 )
 from realfill.data import Scene
 from realfill.io import (
@@ -41,7 +42,7 @@ from realfill.io import (
     save_images,
 )
 from realfill.modules.realfill import RealFillModule, check_resolution, compute_dtype
-from realfill.modules.sampling import raise_on_sigterm, stop_checked
+from realfill.modules.sampling import raise_on_sigterm
 from realfill.selection import (
     Selection,
     SelectionSettings,
@@ -52,6 +53,7 @@ from realfill.selection import (
     write_selection,
 )
 from realfill.selection.settings import SELECTION_KEYS
+from realfill.stopping import stop_checked
 
 PRINT_AND_EXIT_OPTIONS = ("--help", "--print_config")
 """Options that print and exit: left out of the first parse, which only reads the run's
@@ -271,9 +273,12 @@ def sample_into(cli: SampleCLI, selection: SelectionSettings, out: Path) -> Sele
         if trainer.is_global_zero:
             sampled = time.perf_counter()
             seeds, files = collect(writer.staging)
-            scores = ranked_scores(files, datamodule.scene, selection)
-            ranked = time.perf_counter()
-            written = write_selection(out, files, seeds, scores, selection.keep, datamodule.scene)
+            with sigterm_raises():  # the trainer's handler is gone
+                scores = ranked_scores(files, datamodule.scene, selection)
+                ranked = time.perf_counter()
+                written = write_selection(
+                    out, files, seeds, scores, selection.keep, datamodule.scene
+                )
             stages = {
                 "sampling": sampled - start,
                 "ranking": ranked - sampled,

@@ -451,6 +451,36 @@ def test_sigterm_in_a_one_batch_run_stops_within_a_step_and_keeps_the_old_output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_sigterm_while_ranking_exits_143_and_keeps_the_old_output(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    """After predicting, Lightning has put the default handler back: a SIGTERM while ranking
+    killed the process, skipping its clean-up. Now it stops, cleans up and exits 143."""
+    import realfill.sample as sample_command
+
+    out = tmp_path / "out"
+    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, f"--out={out}"]
+    sample([*config, "--num_samples=1"])
+    before = candidate_bytes(out)
+    ranked_scores = sample_command.ranked_scores
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return ranked_scores(*args, **kwargs)
+
+    monkeypatch.setattr(sample_command, "ranked_scores", terminated)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        status = sample_exit([*config, "--num_samples=2", "--seed=7"])
+        assert signal.getsignal(signal.SIGTERM) == handler
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert status == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
+    assert candidate_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_a_second_sample_into_the_same_out_is_refused_and_a_lookalike_kept(
     run_dir, tmp_path, capsys, lock_held_elsewhere
 ):

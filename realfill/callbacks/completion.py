@@ -12,7 +12,7 @@ from realfill import layout
 from realfill.data import Scene
 from realfill.io import check_replaceable, check_writable_folder
 from realfill.modules.realfill import RealFillModule, check_resolution
-from realfill.modules.sampling import raise_on_sigterm, stop_checked
+from realfill.modules.sampling import raise_on_sigterm
 from realfill.selection import (
     Selection,
     SelectionSettings,
@@ -22,6 +22,7 @@ from realfill.selection import (
     score_candidates,
     write_selection,
 )
+from realfill.stopping import stop_checked
 
 
 def check_sampling_scheduler(pl_module: RealFillModule, scheduler: str | None) -> None:

@@ -1,6 +1,6 @@
 """Sampling completions from a (fine-tuned) base model: one implementation for fit and sample."""
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
@@ -15,6 +15,7 @@ from realfill.data import resized_conditioning
 from realfill.data.augment import resized_size
 from realfill.modules.base_model import InpaintingBaseModel
 from realfill.selection.settings import SamplingDtype
+from realfill.stopping import check_stop
 
 
 class SamplingCanvas(NamedTuple):
@@ -163,28 +164,6 @@ def compiled_denoiser(
         yield
     finally:
         denoiser._compiled_call_impl = None
-
-
-STOP_CHECKS: list[Callable[[], None]] = []
-"""Called at every denoising step of `generate` (see `stop_checked`): each raises to stop."""
-
-
-@contextmanager
-def stop_checked(check: Callable[[], None]) -> Iterator[None]:
-    """Call `check` at every denoising step of `generate` inside the block: a stop request
-    (a SIGTERM that Lightning's handler only records) is honoured within a step, not after
-    a batch of hundreds of steps."""
-    STOP_CHECKS.append(check)
-    try:
-        yield
-    finally:
-        STOP_CHECKS.remove(check)
-
-
-def check_stop() -> None:
-    """Run every registered stop check (see `stop_checked`)."""
-    for check in list(STOP_CHECKS):
-        check()
 
 
 def stop_checked_step(pipe, step: int, timestep, callback_kwargs: dict) -> dict:

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from realfill.selection.compositing import mask_to_tensor
 from realfill.selection.matchers import Matcher
+from realfill.stopping import check_stop
 
 
 def scoring_region(mask: Image.Image, margin: int) -> torch.Tensor:
@@ -48,6 +49,7 @@ def correspondence_scores(
     described_references = [matcher.described(reference) for reference in references]
     scores = []
     for candidate in tqdm(candidates, desc="Ranking", unit="candidate", disable=not progress):
+        check_stop()
         described = matcher.features(candidate)
         scores.append(
             sum(

@@ -17,6 +17,7 @@ from realfill.selection.ranking import (
     rank,
     scoring_region,
 )
+from realfill.stopping import stop_checked
 
 EXAMPLE_SCENE = Path(__file__).resolve().parents[2] / "examples" / "motorcycle"
 
@@ -148,3 +149,23 @@ def test_scores_are_the_same_under_a_mixed_precision_context():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = correspondence_scores(candidates, scene.mask, scene.references, SIFTMatcher(), 16)
     assert mixed == expected
+
+
+def test_a_stop_request_stops_ranking_before_the_next_candidate():
+    """A SIGTERM recorded while ranking a fit's 64 candidates stops it within one candidate,
+    not after all of them (see `realfill.stopping`)."""
+    scene = load_scene(EXAMPLE_SCENE)
+    matcher = SIFTMatcher(num_features=64)
+    candidates = [Image.new("RGB", scene.target.size, (fill,) * 3) for fill in (0, 128, 255)]
+    described = []
+    features = matcher.features
+    matcher.features = lambda image: described.append(image) or features(image)
+
+    def stop_at_the_second() -> None:
+        if len(described) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), stop_checked(stop_at_the_second):
+        correspondence_scores(candidates, scene.mask, scene.references, matcher)
+    assert len(described) == 1
+    assert correspondence_scores(candidates, scene.mask, scene.references, matcher)  # unchecked
