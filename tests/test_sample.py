@@ -424,51 +424,31 @@ def test_a_users_file_inside_an_out_that_looks_like_ours_is_refused(run_dir, tmp
     assert (out / "candidates" / "holiday.jpg").read_bytes() == b"photo"
 
 
-def test_sigterm_in_a_one_batch_run_stops_within_a_step_and_keeps_the_old_output(
-    run_dir, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("stage", ["sampling", "ranking"])
+def test_sigterm_stops_within_moments_exits_143_and_keeps_the_old_output(
+    run_dir, tmp_path, monkeypatch, capsys, stage
 ):
     """Defect 4: the only batch ignored a SIGTERM (checked between batches), wrote and exited
-    0. Now the denoising loop stops at its next step; exit 143, the earlier selection kept."""
-    out = tmp_path / "out"
-    config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, f"--out={out}"]
-    sample([*config, "--num_samples=1"])
-    before = candidate_bytes(out)
-    predict = CandidateSampler.predict_step
-
-    def terminated(self, seeds, batch_idx):
-        os.kill(os.getpid(), signal.SIGTERM)  # recorded by Lightning's handler
-        return predict(self, seeds, batch_idx)
-
-    monkeypatch.setattr(CandidateSampler, "predict_step", terminated)
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        status = sample_exit([*config, "--num_samples=2", "--seed=7"])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    assert status == 143
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "realfill: stopped by SIGTERM"
-    assert candidate_bytes(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
-
-def test_sigterm_while_ranking_exits_143_and_keeps_the_old_output(
-    run_dir, tmp_path, monkeypatch, capsys
-):
-    """After predicting, Lightning has put the default handler back: a SIGTERM while ranking
-    killed the process, skipping its clean-up. Now it stops, cleans up and exits 143."""
+    0; after predicting, Lightning had put the default handler back, so a SIGTERM while
+    ranking killed the process, skipping its clean-up. Now the denoising loop stops at its
+    next step, ranking at once: exit 143, the earlier selection kept, nothing left behind."""
     import realfill.sample as sample_command
 
     out = tmp_path / "out"
     config = ["--config", str(run_dir / "config.yaml"), *FAST_SAMPLING, f"--out={out}"]
     sample([*config, "--num_samples=1"])
     before = candidate_bytes(out)
-    ranked_scores = sample_command.ranked_scores
+    owner, name = {
+        "sampling": (CandidateSampler, "predict_step"),
+        "ranking": (sample_command, "ranked_scores"),
+    }[stage]
+    original = getattr(owner, name)
 
     def terminated(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        return ranked_scores(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler records it while sampling
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(sample_command, "ranked_scores", terminated)
+    monkeypatch.setattr(owner, name, terminated)
     handler = signal.getsignal(signal.SIGTERM)
     try:
         status = sample_exit([*config, "--num_samples=2", "--seed=7"])
