@@ -145,6 +145,7 @@ def test_two_processes_draw_each_seed_once_and_the_same_candidates(run_dir, tmp_
     assert sorted(ddp) == sorted(single) == list(range(5))
     assert ddp == single
     assert len(json.loads((tmp_path / "ddp" / "scores.json").read_text())) == 5
+    assert not list(tmp_path.glob(".*"))  # no staging folder or lock of either process left
 
 
 def test_a_missing_lora_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys):
