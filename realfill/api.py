@@ -156,5 +156,5 @@ def evaluate(
     suite = MetricSuite(settings)
     warn_unavailable(suite)
     scored = evaluate_benchmark(Path(benchmark), folders, suite)
-    summary = write_report(scored, suite.unavailable, Path(out))
+    summary = write_report(scored, suite.unavailable, Path(out), suite.settings)
     return EvaluationReport(summary, scored, dict(suite.unavailable))

@@ -223,7 +223,7 @@ def run(options: argparse.Namespace) -> Path:
                 root = options.out / method / scene_dir.name
                 print(complete_job(method, options, scene_dir, root))
             results += scored(method, scene_dir, options.out, suite)
-    return write_report(results, suite.unavailable, report_dir(options.out))
+    return write_report(results, suite.unavailable, report_dir(options.out), suite.settings)
 
 
 def parser() -> argparse.ArgumentParser:

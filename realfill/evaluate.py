@@ -13,6 +13,7 @@ from pathlib import Path
 
 from realfill.api import evaluate
 from realfill.cli import HelpFormatter, exit_on_user_error
+from realfill.evaluation.backbones import LPIPS_REGIONS
 from realfill.evaluation.harness import DEFAULT_REPORT_DIR, method_names
 from realfill.evaluation.report import check_report_replaceable
 from realfill.evaluation.results import BenchmarkError
@@ -47,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--clip_model", default=None, help="CLIP hub id or local folder")
     parse.add_argument("--dreamsim_cache_dir", default=None, help="DreamSim weights folder")
     parse.add_argument("--device", default=None, help="device for the metric networks")
+    parse.add_argument(
+        "--lpips_region",
+        choices=LPIPS_REGIONS,
+        default=None,
+        help="where LPIPS compares: mask (the paper's protocol, the default) or box (the "
+        "mask's bounding box, an earlier variant)",
+    )
     return parse
 
 
@@ -63,7 +71,7 @@ def main(args: Sequence[str] | None = None) -> Path:
             raise BenchmarkError(f"--method names must differ, got {methods}")
         metrics = {
             key: getattr(options, key)
-            for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device")
+            for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device", "lpips_region")
         }
         results = dict(zip(methods, options.results, strict=True))
         out = options.out or DEFAULT_REPORT_DIR

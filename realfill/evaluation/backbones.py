@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ from realfill.evaluation.metrics import (
     image_to_tensor,
     mask_to_bool,
     masked_perceptual,
+    masked_perceptual_map,
     masked_psnr,
     masked_ssim,
 )
@@ -43,6 +45,19 @@ PIP_NAMES = {"torchvision": "torchvision", "dreamsim": "dreamsim"}
 
 Scorer = Callable[[Image.Image, Image.Image, Image.Image], float]
 """(completion, ground truth, mask) -> metric value."""
+LpipsRegion = Literal["mask", "box"]
+"""Where LPIPS compares (see `MetricSettings.lpips_region`)."""
+LPIPS_REGIONS: tuple[LpipsRegion, ...] = ("mask", "box")
+"""Every `LpipsRegion`, the default (the paper's) first."""
+LPIPS_PROTOCOLS = {
+    "mask": "The paper's protocol (RealFill, Table 1): PSNR, SSIM and LPIPS inside the mask "
+    "(LPIPS: its per-pixel map averaged over the masked pixels); DreamSim, DINO and CLIP on "
+    "the whole image.",
+    "box": "PSNR and SSIM inside the mask; LPIPS on the mask's bounding box, the outside "
+    "replaced by the ground truth (lpips_region: box; not the paper's protocol, its LPIPS is "
+    "not comparable); DreamSim, DINO and CLIP on the whole image.",
+}
+"""The protocol each `LpipsRegion` gives, as the report states it."""
 
 
 @dataclass
@@ -51,6 +66,11 @@ class MetricSettings:
 
     lpips_net: str = "alex"
     """torchmetrics LPIPS backbone: "alex", "vgg" or "squeeze" (torchvision ImageNet weights)."""
+    lpips_region: LpipsRegion = "mask"
+    """Where LPIPS compares. "mask": inside the mask, the paper's protocol (LPIPS's per-pixel
+    map averaged over the missing pixels). "box": the mask's bounding box, the outside replaced
+    by the ground truth (nearly the whole image for an outpainting scene, where the known
+    pixels dilute it: not comparable with the paper's numbers)."""
     dreamsim_type: str = "ensemble"
     """DreamSim model type ("ensemble", "dino_vitb16", "open_clip_vitb32", ...)."""
     dreamsim_cache_dir: str | None = None
@@ -62,6 +82,12 @@ class MetricSettings:
     device: str = "cpu"
     """Device the networks run on."""
 
+    def __post_init__(self) -> None:
+        if self.lpips_region not in LPIPS_REGIONS:
+            raise ConfigError(
+                f"lpips_region must be one of {list(LPIPS_REGIONS)}, got {self.lpips_region!r}"
+            )
+
     @classmethod
     def from_mapping(cls, values: dict) -> "MetricSettings":
         """Settings from a config mapping; an unknown key is a ValueError naming it."""
@@ -70,6 +96,12 @@ class MetricSettings:
         if unknown:
             raise ConfigError(f"unknown metric setting(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+    @property
+    def protocol(self) -> str:
+        """How each metric compares a completion with the ground truth, in one sentence: the
+        report's header."""
+        return LPIPS_PROTOCOLS[self.lpips_region]
 
 
 def one_line(error: BaseException) -> str:
@@ -127,8 +159,9 @@ def low_level(function: Callable[..., float]) -> Scorer:
     return score
 
 
-def load_lpips(net: str, device: str) -> Scorer:
-    """LPIPS (torchmetrics) inside the mask; needs torchvision and its ImageNet weights."""
+def load_lpips(net: str, device: str, region: LpipsRegion = "mask") -> Scorer:
+    """LPIPS (torchmetrics) inside the mask, or on its bounding box (`region`); needs
+    torchvision and its ImageNet weights."""
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
     metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).to(device).eval()
@@ -138,10 +171,19 @@ def load_lpips(net: str, device: str) -> Scorer:
         metric.reset()
         return metric(first.to(device), second.to(device))
 
+    @torch.no_grad()
+    def distance_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        metric.net.spatial = True  # each layer's map upsampled to the image, not averaged
+        try:
+            return metric.net(first.to(device), second.to(device), normalize=True).cpu()
+        finally:
+            metric.net.spatial = False
+
     def score(completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
-        return masked_perceptual(
-            image_to_tensor(completion), image_to_tensor(truth), mask_to_bool(mask), distance
-        )
+        images = image_to_tensor(completion), image_to_tensor(truth), mask_to_bool(mask)
+        if region == "mask":
+            return masked_perceptual_map(*images, distance_map)
+        return masked_perceptual(*images, distance)
 
     return score
 
@@ -239,7 +281,7 @@ def metric_loaders(settings: MetricSettings) -> dict[str, Callable[[], Scorer]]:
     return {
         "psnr": lambda: low_level(masked_psnr),
         "ssim": lambda: low_level(masked_ssim),
-        "lpips": lambda: load_lpips(settings.lpips_net, settings.device),
+        "lpips": lambda: load_lpips(settings.lpips_net, settings.device, settings.lpips_region),
         "dreamsim": lambda: load_dreamsim(
             settings.dreamsim_type, settings.dreamsim_cache_dir, settings.device
         ),

@@ -28,6 +28,8 @@ MIN_CROP_SIDE = 32
 
 ImageDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A network comparing two [N, 3, H, W] images in [0, 1]: one distance per image."""
+DistanceMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A network comparing two [N, 3, H, W] images in [0, 1] pixel by pixel: [N, 1, H, W]."""
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -104,6 +106,18 @@ def masked_perceptual(
     top, bottom, left, right = mask_box(mask)
     filled = keep_masked(prediction, target, mask)[..., top:bottom, left:right]
     return float(distance(filled, target[..., top:bottom, left:right]).reshape(-1)[0])
+
+
+def masked_perceptual_map(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, distances: DistanceMap
+) -> float:
+    """A perceptual distance (LPIPS) inside the mask, as the paper computes its low-level
+    metrics: the network's per-pixel distance map (each layer's upsampled to the image, LPIPS's
+    `spatial` mode) averaged over the masked pixels, the prediction's pixels outside the mask
+    replaced by the target's. Unlike a crop, the known pixels never dilute the value."""
+    _check(prediction, target, mask)
+    distance_map = distances(keep_masked(prediction, target, mask), target)
+    return float(distance_map.reshape(mask.shape)[mask].mean())
 
 
 def cosine_similarity(first: torch.Tensor, second: torch.Tensor) -> float:

@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from realfill.evaluation.backbones import HIGHER_IS_BETTER, LABELS, METRICS
+from realfill.evaluation.backbones import HIGHER_IS_BETTER, LABELS, METRICS, MetricSettings
+from realfill.evaluation.published import PUBLISHED, PUBLISHED_SOURCES
 from realfill.evaluation.results import CandidateResult
 from realfill.io import check_replaceable, staged_directory, write_json, write_text
 
@@ -174,10 +175,14 @@ def candidates_csv(results: Sequence[CandidateResult]) -> str:
 
 
 def summary_markdown(
-    results: Sequence[CandidateResult], unavailable: dict[str, str], plots: Sequence[str]
+    results: Sequence[CandidateResult],
+    unavailable: dict[str, str],
+    plots: Sequence[str],
+    protocol: str,
 ) -> str:
-    """The report: the benchmark table, the per-scene table, unavailable metrics, the
-    geometric-vs-floor check and the plots."""
+    """The report: the protocol, the benchmark table, the per-scene table, unavailable
+    metrics, the geometric-vs-floor check, the ranking's quality, the published RealBench
+    numbers to read it against, and the plots."""
     per_scene = scene_means(results)
     by_scene = {
         f"{s} / {m}": per_scene[(m, s)] for m, s in sorted(per_scene, key=lambda k: k[::-1])
@@ -188,8 +193,7 @@ def summary_markdown(
     parts = [
         "# Evaluation report",
         "",
-        "PSNR, SSIM and LPIPS compare the masked region only; DreamSim, DINO and CLIP the "
-        f"whole image. Better: {directions}. Each scene's value is the mean over its selected "
+        f"{protocol} Better: {directions}. Each scene's value is the mean over its selected "
         "candidates (ranked/); the benchmark's is the mean over scenes.",
         "",
         "## Benchmark",
@@ -214,6 +218,8 @@ def summary_markdown(
             "",
             ranking_table(ranking),
         ]
+    parts += ["", "## Published RealBench numbers", "", f"{PUBLISHED_SOURCES}.", ""]
+    parts += [markdown_table(PUBLISHED, "published")]
     if plots:
         parts += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots]]
     return "\n".join(parts) + "\n"
@@ -245,7 +251,10 @@ def check_report_replaceable(out: Path) -> None:
 
 
 def write_report(
-    results: Sequence[CandidateResult], unavailable: dict[str, str], out: Path
+    results: Sequence[CandidateResult],
+    unavailable: dict[str, str],
+    out: Path,
+    settings: MetricSettings,
 ) -> Path:
     """Write `<out>/<scene>.csv` per scene, `summary.md`, `summary.json` and `plots/`,
     replacing the folder as a whole once all is written (see `staged_directory`); return the
@@ -261,12 +270,14 @@ def write_report(
             write_text(candidates_csv(rows), staging / f"{scene}.csv")
         plots = write_plots(results, scene_means(results), staging / PLOTS_DIRNAME)
         relative = [str(Path(p).relative_to(staging)) for p in plots]
-        write_text(summary_markdown(results, unavailable, relative), staging / SUMMARY_MARKDOWN)
+        summary = summary_markdown(results, unavailable, relative, settings.protocol)
+        write_text(summary, staging / SUMMARY_MARKDOWN)
         per_scene = scene_means(results)
         data = {
             "methods": method_means(per_scene),
             "scenes": [{"method": m, "scene": s, **v} for (m, s), v in per_scene.items()],
             "unavailable": unavailable,
+            "protocol": {"lpips_region": settings.lpips_region, "text": settings.protocol},
             "floor_comparison": floor_comparison(per_scene),
             "ranking": ranking_quality(results),
         }

@@ -4,7 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from realfill.evaluation.backbones import METRICS, EmbeddingCosine, MetricSettings, MetricSuite
+from realfill.errors import ConfigError
+from realfill.evaluation.backbones import (
+    METRICS,
+    EmbeddingCosine,
+    MetricSettings,
+    MetricSuite,
+    load_lpips,
+)
 from realfill.evaluation.report import candidates_csv, format_value, markdown_table, mean
 from realfill.evaluation.results import CandidateResult
 
@@ -156,3 +163,43 @@ def test_a_long_reason_is_kept_whole():
     assert (
         MetricSuite(loaders={"psnr": verbose}).unavailable["psnr"] == "RuntimeError: " + "x" * 400
     )
+
+
+def test_lpips_follows_the_papers_protocol_by_default_and_names_it(monkeypatch):
+    """lpips_region "mask" (default) averages torchmetrics' spatial LPIPS map over the mask;
+    "box" is the bounding-box variant; each protocol is stated for the report's header."""
+    import torchmetrics.image.lpip as lpip
+
+    class SpatialNet(torch.nn.Module):
+        spatial = False
+
+        def forward(self, first, second, normalize=False):
+            assert normalize and self.spatial
+            return (first - second).abs().mean(dim=1, keepdim=True)
+
+    class FakeLPIPS(torch.nn.Module):
+        def __init__(self, net_type, normalize):
+            super().__init__()
+            self.net = SpatialNet()
+
+        def reset(self):
+            pass
+
+        def forward(self, first, second):
+            return (first - second).abs().flatten(1).mean(dim=1)
+
+    monkeypatch.setattr(lpip, "LearnedPerceptualImagePatchSimilarity", FakeLPIPS)
+    truth = Image.new("RGB", (64, 48), (100, 100, 100))
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (0, 0, 64, 8))  # a thin border strip: 1/6 of the image
+    completion = truth.copy()
+    completion.paste((151, 151, 151), (0, 0, 64, 8))
+    paper = MetricSettings()
+    assert paper.lpips_region == "mask" and "paper's protocol" in paper.protocol
+    inside = load_lpips("alex", "cpu", paper.lpips_region)(completion, truth, mask)
+    assert inside == pytest.approx(51 / 255, abs=1e-6)
+    box = load_lpips("alex", "cpu", "box")(completion, truth, mask)
+    assert box < inside  # the crop, grown to 32 px, holds known pixels too
+    assert "not the paper's protocol" in MetricSettings(lpips_region="box").protocol
+    with pytest.raises(ConfigError, match="lpips_region must be one of"):
+        MetricSettings.from_mapping({"lpips_region": "bbox"})

@@ -56,6 +56,10 @@ def test_evaluate_writes_the_report_with_unavailable_metrics(
     # the selection is the ground truth itself: the best possible masked values
     assert "| perfect | inf | 1.000 |" in text
     assert "DINO ↑: unavailable" in text and "CLIP ↑: unavailable" in text
+    assert "The paper's protocol (RealFill, Table 1): PSNR, SSIM and LPIPS inside the mask" in text
+    assert "| paper: RealFill | 14.78 | 0.424 | 0.431 | 0.077 | 0.948 | 0.962 |" in text
+    summary_json = json.loads((report / "summary.json").read_text())
+    assert summary_json["protocol"]["lpips_region"] == "mask"
     rows = (report / "motorcycle_inpaint.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[7] == "inf"  # seed 0, ranked first
     assert rows[0].split(",")[3] == "score" and rows[1].split(",")[3] == "10"  # matches, an int

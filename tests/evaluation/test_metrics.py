@@ -9,6 +9,7 @@ from realfill.evaluation.metrics import (
     cosine_similarity,
     mask_box,
     masked_perceptual,
+    masked_perceptual_map,
     masked_psnr,
     masked_ssim,
 )
@@ -88,3 +89,26 @@ def test_cosine_similarity():
     assert cosine_similarity(vector, 2 * vector) == pytest.approx(1.0)
     assert cosine_similarity(vector, -vector) == pytest.approx(-1.0)
     assert cosine_similarity(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 0.0
+
+
+def abs_map(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """A stand-in per-pixel perceptual distance: absolute difference, mean over channels."""
+    return (first - second).abs().mean(dim=1, keepdim=True)
+
+
+def test_the_papers_lpips_averages_its_map_over_the_masked_pixels_only():
+    """The paper computes its low-level metrics inside the mask: the map's mean there, whatever
+    the prediction does outside, and undiluted by the known pixels, unlike the box crop."""
+    truth, mask = images()
+    damaged = truth.clone()
+    damaged[..., mask] += 0.1
+    assert masked_perceptual_map(damaged, truth, mask, abs_map) == pytest.approx(0.1, abs=1e-6)
+    elsewhere = damaged.clone()
+    elsewhere[..., ~mask] = 0.0
+    assert masked_perceptual_map(elsewhere, truth, mask, abs_map) == pytest.approx(0.1, abs=1e-6)
+    outpainting = torch.ones_like(mask)
+    outpainting[8:40, 8:56] = False  # a border to fill around a known centre
+    border = truth.clone()
+    border[..., outpainting] += 0.1
+    box = masked_perceptual(border, truth, outpainting, mean_abs)
+    assert box < 0.06 < masked_perceptual_map(border, truth, outpainting, abs_map)
