@@ -275,3 +275,11 @@ def test_an_out_that_cannot_be_written_stops_before_the_metrics_load(
     assert exit_info.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"realfill: error: {expected}")
+
+
+def test_the_published_numbers_in_the_docs_are_the_ones_reports_print():
+    from realfill.evaluation.published import PUBLISHED
+    from realfill.evaluation.report import markdown_table
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
+    assert markdown_table(PUBLISHED, "published") in docs
