@@ -33,7 +33,7 @@ from stage_clock import StageClock  # noqa: E402
 from realfill.callbacks import CompleteTarget  # noqa: E402
 from realfill.fit import main as fit  # noqa: E402
 from realfill.io import write_json  # noqa: E402
-from realfill.modules.sampling import generation_size  # noqa: E402
+from realfill.modules.sampling import sampling_canvas  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_STEPS = 2000
@@ -44,9 +44,9 @@ unit; see square_scene.py); a `--data.scene_dir` argument replaces it as it is."
 
 
 def completion_size(cli) -> tuple[int, int]:
-    """(width, height) the run's candidates are sampled at."""
+    """(width, height) the run's candidates are sampled at (the padded canvas)."""
     data, base = cli.datamodule, cli.model.base_model
-    return generation_size(*data.scene.target.size, data.resolution, base.size_multiple)
+    return sampling_canvas(*data.scene.target.size, data.resolution, base.sampling_multiple).canvas
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from realfill.data import SceneDataModule
 from realfill.io import write_text
 from realfill.modules import RealFillModule
-from realfill.modules.sampling import generation_size
+from realfill.modules.sampling import sampling_canvas
 
 
 def synchronize(device: torch.device) -> None:
@@ -218,9 +218,9 @@ def measure_sampling(
                 progress=False,
             )
 
-    width, height = generation_size(
-        *scene.target.size, datamodule.resolution, module.base_model.size_multiple
-    )
+    width, height = sampling_canvas(
+        *scene.target.size, datamodule.resolution, module.base_model.sampling_multiple
+    ).canvas
     few, many = step_counts
     first = timed(lambda: sample(few), device, repeats=1, warmup=0)  # cuDNN autotuning included
     reset_peak_memory(device)
