@@ -49,9 +49,8 @@ def test_a_torchvision_that_still_cannot_load_says_what_to_do(tmp_path):
     )
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith(
-        "ImportError: torchvision ? is installed but cannot load beside torch"
-    )
+    assert message.startswith("ImportError: torchvision ")  # "?" or the installed version
+    assert "is installed but cannot load beside torch" in message
     assert "undefined symbol" in message and 'pip install -e ".[eval]"' in message
 
 

@@ -74,7 +74,8 @@ class MetricSettings:
     dreamsim_type: str = "ensemble"
     """DreamSim model type ("ensemble", "dino_vitb16", "open_clip_vitb32", ...)."""
     dreamsim_cache_dir: str | None = None
-    """Folder holding (or receiving) the DreamSim weights; default the dreamsim package's."""
+    """Folder holding (or receiving) the DreamSim weights; default dreamsim/ in torch.hub's folder
+    ($TORCH_HOME/hub, ~/.cache/torch/hub)."""
     dino_model: str = "facebook/dino-vits16"
     """DINO ViT-S/16 or B/16: hub id or local folder with the model and image processor."""
     clip_model: str = "openai/clip-vit-base-patch16"
@@ -150,6 +151,18 @@ def unavailable_reason(error: BaseException, source: str | None = None) -> str:
     return f"cannot load {source}: {one_line(cause)}" if source else one_line(error)
 
 
+class MetricUnavailable(OSError):
+    """A metric whose network cannot be loaded here; the message says why and what to do."""
+
+
+class SourceUnavailable(MetricUnavailable):
+    """A metric network that cannot be loaded from its source (a hub id or a local folder)."""
+
+    def __init__(self, source: str, error: BaseException) -> None:
+        super().__init__(unavailable_reason(error, source))
+        self.source = source
+
+
 def low_level(function: Callable[..., float]) -> Scorer:
     """A masked tensor metric as a scorer on images."""
 
@@ -161,10 +174,23 @@ def low_level(function: Callable[..., float]) -> Scorer:
 
 def load_lpips(net: str, device: str, region: LpipsRegion = "mask") -> Scorer:
     """LPIPS (torchmetrics) inside the mask, or on its bounding box (`region`); needs
-    torchvision and its ImageNet weights."""
+    torchvision and its ImageNet weights, which torch.hub downloads on first use."""
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).to(device).eval()
+    try:
+        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+    except OSError as error:  # the download failed: offline, or the cache cannot be written
+        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+        prepare = (
+            "from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity as L; "
+            f"L(net_type='{net}')"
+        )
+        raise MetricUnavailable(
+            f"torchvision's ImageNet weights for the {net} backbone are not in {checkpoints} "
+            f'and cannot be downloaded here ({one_line(error)}): run python -c "{prepare}" '
+            "where there is network and copy that folder here"
+        ) from error
+    metric = metric.to(device).eval()
 
     @torch.no_grad()
     def distance(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -242,14 +268,36 @@ def load_clip(source: str, device: str) -> Scorer:
     return EmbeddingCosine(embed)
 
 
+def dreamsim_cache(cache_dir: str | None) -> Path:
+    """Where DreamSim's weights are kept: `cache_dir`, else `dreamsim/` in torch.hub's folder
+    (the dreamsim package's own default, ./models, would fill whatever folder a user is in)."""
+    return Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "dreamsim"
+
+
 def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Scorer:
-    """DreamSim distance from the dreamsim package (its weights download on first use)."""
+    """DreamSim distance from the dreamsim package, its weights in `dreamsim_cache(cache_dir)`
+    (downloaded there on first use)."""
     from dreamsim import dreamsim
 
-    options = {"cache_dir": cache_dir} if cache_dir else {}
-    model, preprocess = dreamsim(
-        pretrained=True, dreamsim_type=dreamsim_type, device=device, **options
-    )
+    folder = dreamsim_cache(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    hub_dir = torch.hub._hub_dir  # None: torch.hub follows $TORCH_HOME; no public getter
+    try:
+        model, preprocess = dreamsim(
+            pretrained=True, dreamsim_type=dreamsim_type, device=device, cache_dir=str(folder)
+        )
+    except OSError as error:  # a file missing from the folder, or a failed download
+        prepare = (
+            f"from dreamsim import dreamsim; dreamsim(dreamsim_type='{dreamsim_type}', "
+            f"device='cpu', cache_dir='{folder}')"
+        )
+        raise MetricUnavailable(
+            f"DreamSim's {dreamsim_type} weights are not all in {folder} and cannot be "
+            f'downloaded here ({one_line(error)}): run python -c "{prepare}" where there is '
+            "network and copy that folder here"
+        ) from error
+    finally:
+        torch.hub._hub_dir = hub_dir  # dreamsim points torch.hub at its folder for good
 
     @torch.no_grad()
     def score(completion: Image.Image, truth: Image.Image, mask: Image.Image) -> float:
@@ -258,14 +306,6 @@ def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Sco
         return float(model(first, second).reshape(-1)[0])
 
     return score
-
-
-class SourceUnavailable(OSError):
-    """A metric network that cannot be loaded from its source (a hub id or a local folder)."""
-
-    def __init__(self, source: str, error: BaseException) -> None:
-        super().__init__(unavailable_reason(error, source))
-        self.source = source
 
 
 def from_source(load: Callable[[str, str], Scorer], source: str, device: str) -> Scorer:
@@ -309,7 +349,7 @@ class MetricSuite:
         for name, load in (loaders or metric_loaders(self.settings)).items():
             try:
                 self.scorers[name] = load()
-            except SourceUnavailable as error:
+            except MetricUnavailable as error:
                 self.unavailable[name] = str(error)
             except Exception as error:  # hub, file, import and weight errors all mean the same
                 self.unavailable[name] = unavailable_reason(error)

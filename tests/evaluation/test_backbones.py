@@ -26,31 +26,6 @@ def textured_image(width: int, height: int, seed: int) -> Image.Image:
     return small.resize((width, height), Image.Resampling.BICUBIC)
 
 
-@pytest.fixture(scope="module")
-def local_models(tmp_path_factory):
-    """A tiny random DINO-style ViT and a tiny CLIP vision tower, saved as local folders."""
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-        ViTConfig,
-        ViTImageProcessor,
-        ViTModel,
-    )
-
-    root = tmp_path_factory.mktemp("backbones")
-    torch.manual_seed(0)
-    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
-    small |= {"intermediate_size": 64, "image_size": 32, "patch_size": 8}
-    ViTModel(ViTConfig(**small), add_pooling_layer=False).save_pretrained(root / "dino")
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "dino")
-    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**small, projection_dim=16))
-    clip.save_pretrained(root / "clip")
-    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
-    processor.save_pretrained(root / "clip")
-    return root
-
-
 def scene_images(seed: int = 1) -> tuple[Image.Image, Image.Image, Image.Image]:
     truth = textured_image(*SIZE, seed=seed)
     mask = Image.new("L", SIZE, 0)
