@@ -46,7 +46,11 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--metrics_config", type=Path, default=None, help="metric settings YAML")
     parse.add_argument("--dino_model", default=None, help="DINO hub id or local folder")
     parse.add_argument("--clip_model", default=None, help="CLIP hub id or local folder")
-    parse.add_argument("--dreamsim_cache_dir", default=None, help="DreamSim weights folder")
+    parse.add_argument(
+        "--dreamsim_cache_dir",
+        default=None,
+        help="DreamSim weights folder (default $TORCH_HOME/hub/dreamsim)",
+    )
     parse.add_argument("--device", default=None, help="device for the metric networks")
     parse.add_argument(
         "--lpips_region",
