@@ -5,7 +5,9 @@ not installed) is *unavailable*: it is reported as such, with the reason, never 
 and the other metrics still run.
 """
 
+import contextlib
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -283,9 +285,10 @@ def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Sco
     folder.mkdir(parents=True, exist_ok=True)
     hub_dir = torch.hub._hub_dir  # None: torch.hub follows $TORCH_HOME; no public getter
     try:
-        model, preprocess = dreamsim(
-            pretrained=True, dreamsim_type=dreamsim_type, device=device, cache_dir=str(folder)
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # "Using cached ...", "Unzipping..."
+            model, preprocess = dreamsim(
+                pretrained=True, dreamsim_type=dreamsim_type, device=device, cache_dir=str(folder)
+            )
     except OSError as error:  # a file missing from the folder, or a failed download
         prepare = (
             f"from dreamsim import dreamsim; dreamsim(dreamsim_type='{dreamsim_type}', "
