@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -242,10 +243,14 @@ class EmbeddingCosine:
 
 def load_dino(source: str, device: str) -> Scorer:
     """DINO: cosine of the CLS tokens of a ViT (e.g. facebook/dino-vits16) and its processor."""
-    from transformers import AutoImageProcessor, AutoModel
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
     processor = AutoImageProcessor.from_pretrained(source)
-    model = AutoModel.from_pretrained(source).to(device).eval()
+    # DINO's ViT checkpoints have no pooler (the CLS token is the embedding): not building one
+    # spares transformers' report of its weights as missing
+    vit = AutoConfig.from_pretrained(source).model_type == "vit"
+    options = {"add_pooling_layer": False} if vit else {}
+    model = AutoModel.from_pretrained(source, **options).to(device).eval()
 
     @torch.no_grad()
     def embed(image: Image.Image) -> torch.Tensor:
@@ -285,7 +290,10 @@ def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Sco
     folder.mkdir(parents=True, exist_ok=True)
     hub_dir = torch.hub._hub_dir  # None: torch.hub follows $TORCH_HOME; no public getter
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # "Using cached ...", "Unzipping..."
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # its prints ("Using cached DIR", "Unzipping...") and peft's warning on the second
+            # adapter wrapper that dreamsim puts around its model by design
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             model, preprocess = dreamsim(
                 pretrained=True, dreamsim_type=dreamsim_type, device=device, cache_dir=str(folder)
             )
