@@ -5,6 +5,10 @@ a method wrote under `RESULTS/<scene>/completions/` and writes the report: a CSV
 markdown table in the paper's column order (`summary.md`), `summary.json` and plots. Metric
 networks come from `--metrics_config` (see configs/evaluation.yaml); one that cannot be loaded
 is reported as unavailable and the others still run.
+
+`python -m realfill.evaluate --check_metrics` loads every metric's network and says which are
+available: where there is network it downloads the missing weights into their caches (then
+copy those folders to an offline machine); offline it names what is missing before a long run.
 """
 
 import argparse
@@ -13,8 +17,13 @@ from pathlib import Path
 
 from realfill.api import evaluate
 from realfill.cli import HelpFormatter, exit_on_user_error
-from realfill.evaluation.backbones import LPIPS_REGIONS
-from realfill.evaluation.harness import DEFAULT_REPORT_DIR, method_names
+from realfill.evaluation.backbones import LPIPS_REGIONS, MetricSuite
+from realfill.evaluation.harness import (
+    DEFAULT_REPORT_DIR,
+    load_metric_settings,
+    method_names,
+    metric_availability,
+)
 from realfill.evaluation.report import check_report_replaceable
 from realfill.evaluation.results import BenchmarkError
 from realfill.io import check_writable_folder
@@ -27,13 +36,12 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    parse.add_argument("--benchmark", type=Path, required=True, help="benchmark folder")
+    parse.add_argument("--benchmark", type=Path, help="benchmark folder (required)")
     parse.add_argument(
         "--results",
         type=Path,
-        required=True,
         nargs="+",
-        help="results folder(s), one per method: RESULTS/<scene>/completions/",
+        help="results folder(s), one per method: RESULTS/<scene>/completions/ (required)",
     )
     parse.add_argument(
         "--method",
@@ -59,12 +67,38 @@ def parser() -> argparse.ArgumentParser:
         help="where LPIPS compares: mask (the paper's protocol, the default) or box (the "
         "mask's bounding box, an earlier variant)",
     )
+    parse.add_argument(
+        "--check_metrics",
+        action="store_true",
+        help="only load every metric's network (downloading missing weights where there is "
+        "network), print which are available and exit: 0 if all are, 1 if not",
+    )
     return parse
+
+
+def metric_overrides(options: argparse.Namespace) -> dict[str, str | None]:
+    """The metric settings given on the command line."""
+    keys = ("dino_model", "clip_model", "dreamsim_cache_dir", "device", "lpips_region")
+    return {key: getattr(options, key) for key in keys}
+
+
+def check_metrics(options: argparse.Namespace) -> int:
+    """Load every metric and print a line each; the exit code: 0 if all are available."""
+    with exit_on_user_error():
+        settings = load_metric_settings(options.metrics_config, metric_overrides(options))
+    suite = MetricSuite(settings)
+    print("\n".join(metric_availability(suite)))
+    return 1 if suite.unavailable else 0
 
 
 def main(args: Sequence[str] | None = None) -> Path:
     """Evaluate, write the report and print where it is; user errors exit with code 2."""
-    options = parser().parse_args(args)
+    parse = parser()
+    options = parse.parse_args(args)
+    if options.check_metrics:
+        raise SystemExit(check_metrics(options))
+    if options.benchmark is None or not options.results:
+        parse.error("--benchmark and --results are required (or --check_metrics alone)")
     with exit_on_user_error():
         methods = options.method or method_names(options.results)
         if len(methods) != len(options.results):
@@ -73,10 +107,7 @@ def main(args: Sequence[str] | None = None) -> Path:
             )
         if len(set(methods)) != len(methods):
             raise BenchmarkError(f"--method names must differ, got {methods}")
-        metrics = {
-            key: getattr(options, key)
-            for key in ("dino_model", "clip_model", "dreamsim_cache_dir", "device", "lpips_region")
-        }
+        metrics = metric_overrides(options)
         results = dict(zip(methods, options.results, strict=True))
         out = options.out or DEFAULT_REPORT_DIR
         check_writable_folder(out, "--out")

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from realfill.evaluation.backbones import LABELS, MetricSettings, MetricSuite
+from realfill.evaluation.backbones import LABELS, METRICS, MetricSettings, MetricSuite
 from realfill.evaluation.results import (
     BenchmarkError,
     CandidateResult,
@@ -41,6 +41,17 @@ def warn_unavailable(suite: MetricSuite) -> None:
     """One stderr line per metric that cannot be computed here."""
     for metric, reason in suite.unavailable.items():
         print(f"realfill: warning: {LABELS[metric]} unavailable ({reason})", file=sys.stderr)
+
+
+def metric_availability(suite: MetricSuite) -> list[str]:
+    """One line per metric, in the paper's column order: available, or unavailable and why."""
+    return [
+        f"{LABELS[name]}: available"
+        if name in suite.scorers
+        else f"{LABELS[name]}: unavailable ({suite.unavailable[name]})"
+        for name in METRICS
+        if name in suite.names
+    ]
 
 
 def evaluate_benchmark(

@@ -40,3 +40,48 @@ def local_models(tmp_path_factory):
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
     processor.save_pretrained(root / "clip")
     return root
+
+
+def random_lpips_backbone(torch_home: Path) -> None:
+    """Random AlexNet weights where torchvision looks for its ImageNet ones."""
+    import torchvision
+
+    url = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(torchvision.models.alexnet().state_dict(), checkpoints / Path(url).name)
+
+
+def random_dreamsim(folder: Path) -> None:
+    """Random weights in DreamSim's layout for its single-model clip_vitb32 type: the CLIP
+    ViT-B/32 as DINO-style weights with its projection, and the LoRA adapter on top."""
+    from dreamsim.feature_extraction.vision_transformer import vit_base
+    from dreamsim.model import PerceptualModel
+    from peft import LoraConfig, get_peft_model
+
+    folder.mkdir(parents=True)
+    vit = vit_base(patch_size=32)
+    vit.pos_drop = torch.nn.LayerNorm(vit.embed_dim)
+    state = vit.state_dict() | {"proj": torch.randn(vit.embed_dim, 512) * 0.02}
+    torch.save({"state_dict": state}, folder / "clip_vitb32_pretrain.pth.tar")
+    model = PerceptualModel(
+        model_type="clip_vitb32",
+        feat_type="embedding",
+        stride="32",
+        load_dir=str(folder),
+        device="cpu",
+    )
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", target_modules=["qkv"])
+    get_peft_model(model, lora).save_pretrained(folder / "clip_vitb32_single_lora")
+
+
+@pytest.fixture(scope="session")
+def metric_weights(tmp_path_factory) -> Path:
+    """Random weights where LPIPS (`torch/`, a $TORCH_HOME) and DreamSim's clip_vitb32
+    (`dreamsim/`) look for theirs; needs the eval extra (torchvision, dreamsim)."""
+    pytest.importorskip("torchvision", reason='needs the eval extra: pip install -e ".[eval]"')
+    pytest.importorskip("dreamsim", reason='needs the eval extra: pip install -e ".[eval]"')
+    root = tmp_path_factory.mktemp("metric_weights")
+    random_lpips_backbone(root / "torch")
+    random_dreamsim(root / "dreamsim")
+    return root

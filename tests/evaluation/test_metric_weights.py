@@ -10,7 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from realfill.evaluation.backbones import METRICS, MetricSettings, MetricSuite, dreamsim_cache
+from realfill.evaluate import main
+from realfill.evaluation.backbones import (
+    LABELS,
+    METRICS,
+    MetricSettings,
+    MetricSuite,
+    dreamsim_cache,
+)
 
 OFFLINE = urllib.error.URLError("[Errno -2] Name or service not known")
 
@@ -60,51 +67,14 @@ def test_dreamsim_keeps_its_weights_in_torch_hub_and_leaves_torch_hub_where_it_w
     assert f"dreamsim(dreamsim_type='dino_vitb16', device='cpu', cache_dir='{folder}')" in reason
 
 
-def random_lpips_backbone(torch_home: Path) -> None:
-    """Random AlexNet weights where torchvision looks for its ImageNet ones."""
-    import torchvision
-
-    url = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
-    checkpoints = torch_home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(torchvision.models.alexnet().state_dict(), checkpoints / Path(url).name)
-
-
-def random_dreamsim(folder: Path) -> None:
-    """Random weights in DreamSim's layout for its single-model clip_vitb32 type: the CLIP
-    ViT-B/32 as DINO-style weights with its projection, and the LoRA adapter on top."""
-    from dreamsim.feature_extraction.vision_transformer import vit_base
-    from dreamsim.model import PerceptualModel
-    from peft import LoraConfig, get_peft_model
-
-    folder.mkdir(parents=True)
-    vit = vit_base(patch_size=32)
-    vit.pos_drop = torch.nn.LayerNorm(vit.embed_dim)
-    state = vit.state_dict() | {"proj": torch.randn(vit.embed_dim, 512) * 0.02}
-    torch.save({"state_dict": state}, folder / "clip_vitb32_pretrain.pth.tar")
-    model = PerceptualModel(
-        model_type="clip_vitb32",
-        feat_type="embedding",
-        stride="32",
-        load_dir=str(folder),
-        device="cpu",
-    )
-    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", target_modules=["qkv"])
-    get_peft_model(model, lora).save_pretrained(folder / "clip_vitb32_single_lora")
-
-
 @pytest.mark.slow
 def test_with_the_eval_extra_and_weights_in_place_all_six_metrics_report(
-    tmp_path, monkeypatch, local_models
+    monkeypatch, local_models, metric_weights
 ):
-    pytest.importorskip("torchvision", reason='needs the eval extra: pip install -e ".[eval]"')
-    pytest.importorskip("dreamsim", reason='needs the eval extra: pip install -e ".[eval]"')
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    random_lpips_backbone(tmp_path / "torch")
-    random_dreamsim(tmp_path / "dreamsim")
+    monkeypatch.setenv("TORCH_HOME", str(metric_weights / "torch"))
     settings = MetricSettings(
         dreamsim_type="clip_vitb32",
-        dreamsim_cache_dir=str(tmp_path / "dreamsim"),
+        dreamsim_cache_dir=str(metric_weights / "dreamsim"),
         dino_model=str(local_models / "dino"),
         clip_model=str(local_models / "clip"),
     )
@@ -121,3 +91,58 @@ def test_with_the_eval_extra_and_weights_in_place_all_six_metrics_report(
     other.paste((200, 30, 30), (16, 12, 40, 30))
     changed = suite.score(other, truth, mask)
     assert changed["lpips"] > 1e-3 and changed["dreamsim"] > 1e-4
+
+
+def check_metrics(capsys, *args: str) -> tuple[int, list[str]]:
+    """`realfill.evaluate --check_metrics ARGS`: its exit code and its lines."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--check_metrics", *args])
+    return exit_info.value.code, capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.slow
+def test_check_metrics_says_all_six_are_available_when_their_weights_are_in_place(
+    monkeypatch, capsys, local_models, metric_weights
+):
+    monkeypatch.setenv("TORCH_HOME", str(metric_weights / "torch"))
+    config = metric_weights / "metrics.yaml"
+    config.write_text("metrics:\n  dreamsim_type: clip_vitb32\n")
+    code, lines = check_metrics(
+        capsys,
+        f"--metrics_config={config}",
+        f"--dreamsim_cache_dir={metric_weights / 'dreamsim'}",
+        f"--dino_model={local_models / 'dino'}",
+        f"--clip_model={local_models / 'clip'}",
+    )
+    assert code == 0
+    assert lines == [f"{LABELS[name]}: available" for name in METRICS]
+
+
+def test_check_metrics_offline_names_each_missing_one_and_exits_1(tmp_path, monkeypatch, capsys):
+    import torchmetrics.image.lpip as lpip
+
+    def offline(*args, **kwargs):
+        raise OFFLINE
+
+    monkeypatch.setattr(lpip, "LearnedPerceptualImagePatchSimilarity", offline)
+    monkeypatch.setitem(sys.modules, "dreamsim", types.SimpleNamespace(dreamsim=offline))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, lines = check_metrics(
+        capsys,
+        f"--dreamsim_cache_dir={tmp_path / 'dreamsim'}",
+        "--dino_model=nobody/no-such-dino",
+        f"--clip_model={tmp_path / 'no-clip'}",
+    )
+    assert code == 1
+    assert lines[:2] == ["PSNR ↑: available", "SSIM ↑: available"]
+    names = [line.split(":")[0] for line in lines[2:]]
+    assert names == ["LPIPS ↓", "DreamSim ↓", "DINO ↑", "CLIP ↑"]
+    assert all(": unavailable (" in line for line in lines[2:])
+    assert "hf download nobody/no-such-dino" in lines[4]
+
+
+def test_evaluate_without_a_benchmark_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--results", "somewhere"])
+    assert exit_info.value.code == 2
+    assert "--benchmark and --results are required" in capsys.readouterr().err
