@@ -166,6 +166,17 @@ class SourceUnavailable(MetricUnavailable):
         self.source = source
 
 
+def weights_unavailable(
+    missing: str, folder: Path, error: BaseException, prepare: str
+) -> MetricUnavailable:
+    """Weights that torch.hub or a package would download into `folder` but cannot: what is
+    `missing`, the error, and the Python line (`prepare`) that fills the folder elsewhere."""
+    return MetricUnavailable(
+        f"{missing} in {folder} and cannot be downloaded here ({one_line(error)}): run python "
+        f'-c "{prepare}" where there is network and copy that folder here'
+    )
+
+
 def low_level(function: Callable[..., float]) -> Scorer:
     """A masked tensor metric as a scorer on images."""
 
@@ -183,15 +194,12 @@ def load_lpips(net: str, device: str, region: LpipsRegion = "mask") -> Scorer:
     try:
         metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
     except OSError as error:  # the download failed: offline, or the cache cannot be written
-        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-        prepare = (
+        raise weights_unavailable(
+            f"torchvision's ImageNet weights for the {net} backbone are not",
+            Path(torch.hub.get_dir()) / "checkpoints",
+            error,
             "from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity as L; "
-            f"L(net_type='{net}')"
-        )
-        raise MetricUnavailable(
-            f"torchvision's ImageNet weights for the {net} backbone are not in {checkpoints} "
-            f'and cannot be downloaded here ({one_line(error)}): run python -c "{prepare}" '
-            "where there is network and copy that folder here"
+            f"L(net_type='{net}')",
         ) from error
     metric = metric.to(device).eval()
 
@@ -298,14 +306,12 @@ def load_dreamsim(dreamsim_type: str, cache_dir: str | None, device: str) -> Sco
                 pretrained=True, dreamsim_type=dreamsim_type, device=device, cache_dir=str(folder)
             )
     except OSError as error:  # a file missing from the folder, or a failed download
-        prepare = (
+        raise weights_unavailable(
+            f"DreamSim's {dreamsim_type} weights are not all",
+            folder,
+            error,
             f"from dreamsim import dreamsim; dreamsim(dreamsim_type='{dreamsim_type}', "
-            f"device='cpu', cache_dir='{folder}')"
-        )
-        raise MetricUnavailable(
-            f"DreamSim's {dreamsim_type} weights are not all in {folder} and cannot be "
-            f'downloaded here ({one_line(error)}): run python -c "{prepare}" where there is '
-            "network and copy that folder here"
+            f"device='cpu', cache_dir='{folder}')",
         ) from error
     finally:
         torch.hub._hub_dir = hub_dir  # dreamsim points torch.hub at its folder for good
